@@ -1,0 +1,169 @@
+"""Typed errors raised by the d6 hooks.
+
+Every error carries what a caller needs to decide what to do (status, d6's message, validation
+errors, method and URL) and nothing it must not see: no header values, so never the credentials.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.exceptions import AirflowException
+
+
+class D6Error(AirflowException):
+    """Base class of every error raised for a d6 request or response."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        validation_errors: dict[str, Any] | None = None,
+        method: str | None = None,
+        url: str | None = None,
+        body: Any = None,
+    ) -> None:
+        self.message = message
+        self.status_code = status_code
+        self.validation_errors = dict(validation_errors or {})
+        self.method = method
+        self.url = url
+        # The parsed d6 body (JSON), kept for callers that need a field such as the record d6
+        # returns with "Integration already activated". Never contains request headers.
+        self.body = body
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        parts = []
+        if self.method and self.url:
+            parts.append(f"{self.method} {self.url}")
+        if self.status_code is not None:
+            parts.append(f"HTTP {self.status_code}")
+        text = ": ".join(parts)
+        text = f"{text}: {self.message}" if text else self.message
+        if self.validation_errors:
+            details = "; ".join(f"{k}: {v}" for k, v in sorted(self.validation_errors.items()))
+            text = f"{text} ({details})"
+        return text
+
+    def __reduce__(self):  # keep keyword-only state when pickled across processes
+        return (
+            _rebuild,
+            (
+                type(self),
+                self.message,
+                {
+                    "status_code": self.status_code,
+                    "validation_errors": self.validation_errors,
+                    "method": self.method,
+                    "url": self.url,
+                    "body": self.body,
+                },
+                self._extra_state(),
+            ),
+        )
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {}
+
+
+def _rebuild(cls: type[D6Error], message: str, kwargs: dict[str, Any], extra: dict[str, Any]) -> D6Error:
+    err = cls(message, **kwargs, **extra)
+    return err
+
+
+class D6ConfigurationError(D6Error):
+    """The d6 connection or a hook argument is unusable (raised before any request)."""
+
+
+class D6InputError(D6Error, ValueError):
+    """An argument (id, filter, note field, state…) is invalid; raised before any request.
+
+    ``field`` names the offending argument; ``allowed`` says what would have been accepted.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, allowed: str | None = None, **kwargs: Any) -> None:
+        self.field = field
+        self.allowed = allowed
+        if field and field not in message:
+            message = f"{field}: {message}"
+        if allowed and allowed not in message:
+            message = f"{message} (allowed: {allowed})"
+        super().__init__(message, **kwargs)
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"field": self.field, "allowed": self.allowed}
+
+
+class D6AuthenticationError(D6Error):
+    """401: d6 refused the integrator credentials."""
+
+
+class D6NotAuthorisedError(D6Error):
+    """401 "Client has not authorised access": the school has not authorised this integrator."""
+
+
+class D6ValidationError(D6Error):
+    """400: d6 rejected the input; ``validation_errors`` maps field to d6's message."""
+
+
+class D6NotFoundError(D6Error):
+    """404: an unknown id, or (``route_not_found``) a route d6 does not serve."""
+
+    def __init__(self, message: str, *, route_not_found: bool = False, **kwargs: Any) -> None:
+        self.route_not_found = route_not_found
+        super().__init__(message, **kwargs)
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"route_not_found": self.route_not_found}
+
+
+class D6ForbiddenError(D6Error):
+    """403: a d6 permission decision, or (``from_firewall``) an HTML page from d6's firewall."""
+
+    def __init__(self, message: str, *, from_firewall: bool = False, **kwargs: Any) -> None:
+        self.from_firewall = from_firewall
+        super().__init__(message, **kwargs)
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"from_firewall": self.from_firewall}
+
+
+class D6RateLimitError(D6Error):
+    """429 after every retry: d6's rate limit; ``retry_after`` in seconds when d6 said."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"retry_after": self.retry_after}
+
+
+class D6ServerError(D6Error):
+    """5xx after every retry."""
+
+
+class D6ConnectionError(D6Error):
+    """The request did not get an HTTP answer (refused, reset, timed out) after every retry."""
+
+
+class D6ResponseError(D6Error):
+    """A 2xx whose body is empty, truncated or not the JSON that was expected."""
+
+
+__all__ = [
+    "D6Error",
+    "D6ConfigurationError",
+    "D6InputError",
+    "D6AuthenticationError",
+    "D6NotAuthorisedError",
+    "D6ValidationError",
+    "D6NotFoundError",
+    "D6ForbiddenError",
+    "D6RateLimitError",
+    "D6ServerError",
+    "D6ConnectionError",
+    "D6ResponseError",
+]

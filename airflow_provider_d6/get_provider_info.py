@@ -1,0 +1,109 @@
+"""Provider metadata read by Airflow's ProvidersManager.
+
+Kept import-free on purpose: Airflow imports this for every CLI call and API-server start, so it
+must not pull in hooks, requests or the sandbox.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Single source of the version lives in airflow_provider_d6/__init__.py; it is read as text here so
+# that this module stays free of imports of the package.
+_VERSION = "0.1.0"
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Return the provider's metadata for Airflow."""
+    return {
+        "package-name": "airflow-provider-d6",
+        "name": "d6+ Integrate",
+        "description": "Hooks, operators, a sensor and a deferrable trigger for the d6+ Integrate API "
+        "(d6+ SAMS), plus a local d6 sandbox.",
+        "versions": [_VERSION],
+        "integrations": [
+            {
+                "integration-name": "d6+ Integrate",
+                "external-doc-url": "https://integrate.d6plus.co.za/",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": "d6+ Integrate",
+                "python-modules": ["airflow_provider_d6.hooks.d6"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": "d6+ Integrate",
+                "python-modules": [
+                    "airflow_provider_d6.operators.client_integrations",
+                    "airflow_provider_d6.operators.storage",
+                    "airflow_provider_d6.operators.debtor_notes",
+                ],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": "d6+ Integrate",
+                "python-modules": ["airflow_provider_d6.sensors.client_integrations"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "d6+ Integrate",
+                "python-modules": ["airflow_provider_d6.triggers.client_integrations"],
+            }
+        ],
+        "connection-types": [
+            {
+                "connection-type": "d6",
+                "hook-class-name": "airflow_provider_d6.hooks.d6.D6Hook",
+                "hook-name": "d6+ Integrate",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port"],
+                    "relabeling": {
+                        "host": "Base URL",
+                        "login": "Integrator username",
+                        "password": "Integrator password",
+                    },
+                    "placeholders": {
+                        "host": "https://integrate.d6plus.co.za/api",
+                        "login": "username issued by d6",
+                        "password": "password issued by d6",
+                    },
+                },
+                "conn-fields": {
+                    "timeout": {
+                        "label": "Timeout (seconds)",
+                        "description": "Seconds to wait for each d6 response (default 30).",
+                        "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
+                    },
+                    "max_retries": {
+                        "label": "Max retries",
+                        "description": "Attempts for a request that fails transiently: 429, 5xx, "
+                        "connection errors (default 5).",
+                        "schema": {"type": ["integer", "null"], "minimum": 0},
+                    },
+                    "requests_per_second": {
+                        "label": "Requests per second",
+                        "description": "Client-side throttle per task. Empty: adaptive (start fast, "
+                        "slow down on 429, recover slowly).",
+                        "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
+                    },
+                    "activation_route": {
+                        "label": "Activation route",
+                        "description": "Route for Change Client Integration State: auto tries v2 and "
+                        "falls back to v1 when d6 answers route_not_found.",
+                        "schema": {"type": ["string", "null"], "enum": ["auto", "v2", "v1", None]},
+                    },
+                    "verify": {
+                        "label": "TLS verification",
+                        "description": "true (default), false, or the path of a CA bundle file.",
+                        "schema": {"type": ["string", "boolean", "null"]},
+                    },
+                },
+            }
+        ],
+    }

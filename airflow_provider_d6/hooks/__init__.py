@@ -1,0 +1,1 @@
+"""Hooks of the d6+ Integrate provider."""

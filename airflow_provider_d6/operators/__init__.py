@@ -1,0 +1,1 @@
+"""Operators of the d6+ Integrate provider."""

@@ -1,0 +1,1 @@
+"""Sensors of the d6+ Integrate provider."""

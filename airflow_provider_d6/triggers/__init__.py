@@ -1,0 +1,1 @@
+"""Triggers of the d6+ Integrate provider."""

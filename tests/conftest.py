@@ -1,0 +1,88 @@
+"""Shared fixtures: an isolated Airflow home and a d6 sandbox over real HTTP on port 0.
+
+Airflow reads its configuration when first imported, so the environment is set here, at the top
+of the root conftest, before anything imports airflow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix=f"d6-airflow-{_worker}-"))
+os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(PROJECT_ROOT / "dags")
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/airflow.db"
+os.environ["AIRFLOW__CORE__TEST_CONNECTION"] = "Enabled"
+os.environ["AIRFLOW__LOGGING__BASE_LOG_FOLDER"] = str(_AIRFLOW_HOME / "logs")
+# Tests talk only to loopback; never let a proxy setting route sandbox traffic elsewhere.
+os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
+
+import pytest  # noqa: E402
+
+from airflow_provider_d6.sandbox.testing import SandboxHandle, run_sandbox  # noqa: E402
+
+SANDBOX_USERNAME = "sandbox-user"
+# A sentinel of 16+ characters so that any leak is unambiguous when logs are scanned.
+SANDBOX_PASSWORD = "S3ntinel-pw-9f2c41d7e0"
+
+
+@pytest.fixture
+def make_sandbox():
+    """Start sandboxes with chosen options; each is stopped when the test ends."""
+    stack = []
+
+    def _make(**options) -> SandboxHandle:
+        options.setdefault("username", SANDBOX_USERNAME)
+        options.setdefault("password", SANDBOX_PASSWORD)
+        options.setdefault("rate_limit", 0)
+        cm = run_sandbox(**options)
+        handle = cm.__enter__()
+        stack.append(cm)
+        return handle
+
+    yield _make
+    while stack:
+        stack.pop().__exit__(None, None, None)
+
+
+@pytest.fixture
+def sandbox(make_sandbox) -> SandboxHandle:
+    """A fresh sandbox with the default seeded district, no rate limit and no faults."""
+    return make_sandbox()
+
+
+def connection_json(handle: SandboxHandle, **extra) -> str:
+    """Return the AIRFLOW_CONN_* JSON of a d6 connection to *handle*."""
+    return json.dumps(
+        {
+            "conn_type": "d6",
+            "host": handle.base_url,
+            "login": handle.username,
+            "password": handle.password,
+            "extra": extra,
+        }
+    )
+
+
+@pytest.fixture
+def d6_conn(sandbox, monkeypatch) -> str:
+    """Point the ``d6_default`` connection at the sandbox (environment, not the database)."""
+    monkeypatch.setenv("AIRFLOW_CONN_D6_DEFAULT", connection_json(sandbox, max_retries=3))
+    return "d6_default"
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """Migrate this worker's SQLite metadata database once (needed by dag.test())."""
+    from airflow.utils.db import initdb
+
+    initdb()
+    return _AIRFLOW_HOME
