@@ -20,7 +20,9 @@ _TRUE_STRINGS = frozenset({"true", "1", "yes"})
 _FALSE_STRINGS = frozenset({"false", "0", "no"})
 
 
-def as_int(value: Any, field: str, *, minimum: int | None = 1, optional: bool = False) -> int | None:
+def as_int(
+    value: Any, field: str, *, minimum: int | None = 1, optional: bool = False
+) -> int | None:
     """Return *value* as an int, accepting an int or its decimal string form.
 
     :param value: the rendered argument.
@@ -110,4 +112,4 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else f"{text[:57]}..."
 
 
-__all__ = ["as_int", "as_bool", "as_choice"]
+__all__ = ["as_bool", "as_choice", "as_int"]
