@@ -1,0 +1,169 @@
+"""Wait, asynchronously, for a d6 client integration to reach a state."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_d6.exceptions import (
+    D6ConnectionError,
+    D6Error,
+    D6NotAuthorisedError,
+    D6RateLimitError,
+    D6ResponseError,
+    D6ServerError,
+)
+from airflow_provider_d6.hooks.d6 import D6AsyncHook
+
+#: The states a sensor or trigger can wait for.
+UNTIL_CHOICES = ("authorised", "activated", "deactivated")
+
+# Errors that may clear up on their own: the hook already retried them, and one that survives its
+# retries during a wait only costs a poll. Everything else (bad credentials, a bad connection, a
+# 403, an input d6 rejects, a route d6 does not serve) fails at once: waiting cannot fix it. A 403
+# from d6's firewall is included on purpose: it blocks our egress address, which someone has to
+# change, so waiting out the timeout would only delay the error.
+TRANSIENT_ERRORS: tuple[type[D6Error], ...] = (
+    D6RateLimitError,
+    D6ServerError,
+    D6ConnectionError,
+    D6ResponseError,
+)
+
+
+def condition_met(record: dict[str, Any] | None, until: str) -> bool:
+    """Return whether a client-integration record (``None``: not listed) satisfies *until*.
+
+    :param record: the pair's record, or ``None`` when the school has not authorised it.
+    :param until: ``"authorised"`` (listed), ``"activated"`` or ``"deactivated"`` (listed, not
+        activated by the integrator).
+    """
+    if record is None:
+        return False
+    if until == "authorised":
+        return True
+    activated = is_activated(record)
+    return activated if until == "activated" else not activated
+
+
+def is_activated(record: dict[str, Any]) -> bool:
+    """Return whether a client-integration record says the integrator activated it.
+
+    :param record: a client-integration record as the hook returns it.
+    """
+    flag = record.get("activated_by_integrator")
+    # d6 sends "Yes"/"No"; a hook that normalises it may hand over a bool.
+    if isinstance(flag, str):
+        return flag.strip().lower() in {"yes", "true", "1"}
+    return bool(flag)
+
+
+def describe_wait(school_id: Any, api_type_id: Any, until: str) -> str:
+    """Return 'school 1000 API type 8 to be activated' for messages.
+
+    :param school_id: the school.
+    :param api_type_id: the API type.
+    :param until: the awaited state.
+    """
+    return f"school {school_id} API type {api_type_id} to be {until}"
+
+
+class ClientIntegrationTrigger(BaseTrigger):
+    """Poll d6 until the pair ``(school_id, api_type_id)`` reaches ``until``, or a deadline passes.
+
+    Yields exactly one event, a plain dict: ``{"status": "success", "record": {...}}``,
+    ``{"status": "timeout", "message": ...}`` or ``{"status": "error", "message": ...}``.
+
+    :param school_id: the school.
+    :param api_type_id: the API type.
+    :param until: ``"authorised"``, ``"activated"`` or ``"deactivated"``.
+    :param d6_conn_id: the d6 connection.
+    :param poke_interval: seconds between polls.
+    :param timeout: seconds to wait in all, counted from when the trigger was first built.
+    :param soft_fail: whether the waiting task skips rather than fails on timeout (carried in the
+        timeout event).
+    :param deadline: the absolute deadline (epoch seconds); computed from ``timeout`` when omitted
+        and kept in the serialized form so that a restarted triggerer does not start the clock over.
+    """
+
+    def __init__(
+        self,
+        school_id: int,
+        api_type_id: int,
+        until: str,
+        d6_conn_id: str = "d6_default",
+        poke_interval: float = 60.0,
+        timeout: float = 7 * 24 * 3600.0,
+        soft_fail: bool = False,
+        deadline: float | None = None,
+    ) -> None:
+        super().__init__()
+        if until not in UNTIL_CHOICES:
+            raise ValueError(f"until must be one of {', '.join(UNTIL_CHOICES)}, not {until!r}")
+        self.school_id = int(school_id)
+        self.api_type_id = int(api_type_id)
+        self.until = until
+        self.d6_conn_id = d6_conn_id
+        self.poke_interval = float(poke_interval)
+        self.timeout = float(timeout)
+        self.soft_fail = bool(soft_fail)
+        self.deadline = float(deadline) if deadline is not None else time.time() + self.timeout
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Return the class path and the JSON-safe arguments that rebuild this trigger."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "school_id": self.school_id,
+                "api_type_id": self.api_type_id,
+                "until": self.until,
+                "d6_conn_id": self.d6_conn_id,
+                "poke_interval": self.poke_interval,
+                "timeout": self.timeout,
+                "soft_fail": self.soft_fail,
+                "deadline": self.deadline,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll until the condition holds, the deadline passes or a non-transient error occurs."""
+        what = describe_wait(self.school_id, self.api_type_id, self.until)
+        hook = D6AsyncHook(d6_conn_id=self.d6_conn_id)
+        try:
+            polls = 0
+            while True:
+                polls += 1
+                try:
+                    record = await hook.get_client_integration(self.school_id, self.api_type_id)
+                except D6NotAuthorisedError:
+                    # Not expected from Get Client Integrations (it takes no school header), but it
+                    # means exactly "not authorised yet", which is something to wait out.
+                    record = None
+                except TRANSIENT_ERRORS as err:
+                    self.log.warning("Still waiting for %s; this poll failed: %s", what, err)
+                    record = None
+                except D6Error as err:
+                    yield TriggerEvent({"status": "error", "message": f"Waiting for {what}: {err}"})
+                    return
+                if condition_met(record, self.until):
+                    self.log.info("Condition met after %d poll(s): %s.", polls, what)
+                    yield TriggerEvent({"status": "success", "record": record})
+                    return
+                remaining = self.deadline - time.time()
+                if remaining <= 0:
+                    yield TriggerEvent(
+                        {
+                            "status": "timeout",
+                            "message": f"Timed out after {self.timeout:g}s waiting for {what} "
+                            f"({polls} poll(s)).",
+                            "soft_fail": self.soft_fail,
+                        }
+                    )
+                    return
+                await asyncio.sleep(min(self.poke_interval, remaining))
+        finally:
+            await hook.close()
