@@ -1,0 +1,258 @@
+"""The catalogue of d6 endpoints the hooks call: one row per resource.
+
+Each row says where the resource lives (its own API version), whether it is paginated and
+school-scoped (``HTTP-X-SCHOOLID``), which query filters it accepts with their types, which
+fields are ids (coerced to ``int``: v1, and some v2 examples, send them as strings) and which
+fields are documented (CSV headers). Adding an endpoint is one row here plus one typed method.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+# Filter types understood by _validate: "int", "bool", "date", "code" (a debtor code: int or
+# string), or a tuple of allowed string values.
+FilterType = str | tuple[str, ...]
+
+FINPLUS = "/v2/finplus/debtmanagement"
+NOTES = f"{FINPLUS}/debtornotes"
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One d6 resource: path, version, pagination, school scope, filters and fields."""
+
+    name: str
+    path: str
+    paginated: bool
+    school_scoped: bool
+    id_param: str | None
+    filters: Mapping[str, FilterType] = field(default_factory=dict)
+    id_fields: frozenset[str] = frozenset()
+    fields: tuple[str, ...] = ()
+    nested: tuple[str, ...] = ()  # keys holding embedded records whose ids are coerced too
+
+
+def _row(
+    name: str,
+    path: str,
+    *,
+    paginated: bool,
+    school_scoped: bool = True,
+    id_param: str | None = None,
+    filters: dict[str, FilterType] | None = None,
+    id_fields: tuple[str, ...] = (),
+    fields: tuple[str, ...] = (),
+    nested: tuple[str, ...] = (),
+) -> Endpoint:
+    allowed = dict(filters or {})
+    if paginated:
+        allowed.setdefault("reverse_order", "bool")
+    return Endpoint(
+        name=name,
+        path=path,
+        paginated=paginated,
+        school_scoped=school_scoped,
+        id_param=id_param,
+        filters=MappingProxyType(allowed),
+        id_fields=frozenset(id_fields),
+        fields=fields,
+        nested=nested,
+    )
+
+
+_LOOKUP_FIELDS = ("id", "name")
+
+ENDPOINTS: Mapping[str, Endpoint] = MappingProxyType(
+    {
+        e.name: e
+        for e in (
+            _row(
+                "client_integrations",
+                "/v2/settings/clientintegrations",
+                paginated=True,
+                school_scoped=False,
+                filters={"school_id": "int", "api_type_id": "int"},
+                id_fields=("school_id", "api_type_id"),
+                fields=(
+                    "school_id", "school_name", "admin_email_address", "telephone_calling_code",
+                    "telephone_number", "api_type_id", "api_type", "activated_by_integrator",
+                ),
+            ),
+            _row(
+                "schools",
+                f"{FINPLUS}/schools",
+                paginated=True,
+                school_scoped=False,
+                id_param="school_id",
+                id_fields=("school_id",),
+                fields=(
+                    "school_id", "school_name", "school_short_name", "ownership_type", "country",
+                    "province", "town", "suburb", "district", "district_code", "circuit", "quantile",
+                    "emis_number", "telephone_number", "lowest_grade", "highest_grade",
+                    "admin_email_address", "debtors_email_address", "finance_email_address",
+                    "physical_address", "postal_address", "has_after_school_center", "has_hostel",
+                    "uses_debit_orders", "uses_cashless",
+                ),
+            ),
+            _row(
+                "learners",
+                f"{FINPLUS}/learners",
+                paginated=True,
+                id_param="learner_id",
+                filters={
+                    "all_accounts": "bool", "include_parents": "bool", "include_accountable_person": "bool",
+                    "learner_id": "int", "debtor_code": "code", "accountable_person_id": "int", "parent_id": "int",
+                },
+                id_fields=("learner_id", "parent1_id", "parent2_id", "accountable_person_id", "parent_id"),
+                fields=(
+                    "learner_id", "first_name", "last_name", "gender", "grade", "debtor_code",
+                    "parent1_id", "parent2_id", "accountable_person_id",
+                ),
+                nested=("parents", "accountable_person"),
+            ),
+            _row(
+                "accountable_persons",
+                f"{FINPLUS}/accountablepersons",
+                paginated=True,
+                id_param="accountable_person_id",
+                filters={
+                    "all_accounts": "bool", "include_learners": "bool",
+                    "debtor_code": "code", "accountable_person_id": "int",
+                },
+                id_fields=("accountable_person_id", "learner_id"),
+                # The v2 record example is a [gap] in the docs; these are the fields d6 returns in
+                # the v1 record and in the sandbox.
+                fields=(
+                    "accountable_person_id", "title", "first_name", "last_name", "debtor_code",
+                    "debtor_reference", "email_address", "mobile_number", "balance",
+                ),
+                nested=("learners",),
+            ),
+            _row(
+                "notes",
+                f"{NOTES}/notes",
+                paginated=True,
+                id_param="note_id",
+                filters={
+                    "note_type_id": "int", "communication_type_id": "int", "accountable_person_id": "int",
+                    "debtor_code": "code", "year": "int", "include_deleted": "bool",
+                    "include_promise_to_pays": "bool",
+                },
+                id_fields=(
+                    "note_id", "accountable_person_id", "note_type_id", "communication_type_id",
+                    "promise_to_pay_id",
+                ),
+                fields=(
+                    "note_id", "accountable_person_id", "accountable_person", "debtor_code",
+                    "debtor_reference", "date", "note_type_id", "note_type", "communication_type_id",
+                    "communication_type", "note", "status",
+                ),
+                nested=("promise_to_pays",),
+            ),
+            _row(
+                "promises_to_pay",
+                f"{NOTES}/promisetopays",
+                paginated=True,
+                id_param="promise_to_pay_id",
+                filters={
+                    "accountable_person_id": "int", "debtor_code": "code", "year_promised": "int",
+                    "promise_completed": ("Yes", "No", "Partial"), "include_debtor_note": "bool",
+                },
+                id_fields=("promise_to_pay_id", "accountable_person_id", "note_id"),
+                fields=(
+                    "promise_to_pay_id", "accountable_person_id", "accountable_person", "debtor_code",
+                    "debtor_reference", "date_promised", "amount_promised", "amount_paid",
+                    "promise_completed",
+                ),
+                nested=("debtor_note",),
+            ),
+            _row(
+                "age_analysis",
+                f"{FINPLUS}/ageanalysis",
+                paginated=True,
+                filters={
+                    "all_accounts": "bool", "per_learner": "bool", "per_category": "bool",
+                    "debtor_code": "code", "learner_id": "int", "accountable_person_id": "int",
+                    "category_id": "int",
+                },
+                id_fields=("accountable_person_id", "learner_id", "category_id"),
+                fields=(
+                    "debtor_code", "accountable_person_id", "date", "balance_current", "balance_30days",
+                    "balance_60days", "balance_90days", "balance_120days", "balance_150days",
+                ),
+            ),
+            _row(
+                "financial_transactions",
+                f"{FINPLUS}/financialtransactions",
+                paginated=True,
+                filters={
+                    "all_accounts": "bool", "per_learner": "bool", "debtor_code": "code",
+                    "learner_id": "int", "accountable_person_id": "int", "category_id": "int",
+                    "start_date": "date", "end_date": "date",
+                },
+                id_fields=("accountable_person_id", "learner_id", "category_id", "transaction_id",
+                           "transaction_type_id", "transaction_category_id"),
+                # Row shape is a [gap] in the docs: the sandbox's shape, unknown fields pass through.
+                fields=(
+                    "transaction_id", "date", "debtor_code", "accountable_person_id", "learner_id",
+                    "transaction_type_id", "transaction_type", "category_id", "category", "description",
+                    "amount",
+                ),
+            ),
+            _row("transaction_types", f"{FINPLUS}/transactiontypes", paginated=False, id_param="id",
+                 id_fields=("id",), fields=_LOOKUP_FIELDS),
+            _row("transaction_categories", f"{FINPLUS}/transactioncategories", paginated=False,
+                 id_param="id", id_fields=("id",), fields=_LOOKUP_FIELDS),
+            _row("communication_types", f"{NOTES}/communicationtypes", paginated=False, id_param="id",
+                 id_fields=("id",), fields=_LOOKUP_FIELDS),
+            _row("note_types", f"{NOTES}/notetypes", paginated=False, id_param="id",
+                 id_fields=("id",), fields=_LOOKUP_FIELDS),
+        )
+    }
+)
+
+# v1 route of Change Client Integration State, used when the v2 route answers route_not_found.
+V1_CLIENT_STATE_PATH = "/v1/settings/clients/{school_id}"
+
+RESOURCE_FIELDS: dict[str, list[str]] = {name: list(e.fields) for name, e in ENDPOINTS.items()}
+
+
+def coerce_ids(record: Any, endpoint: Endpoint) -> Any:
+    """Coerce the endpoint's documented id fields to ``int`` in *record* (and embedded records).
+
+    Money and codes are left untouched: only fields named in the catalogue are converted, and only
+    when the value is an integer in disguise (``"1000"``), so unknown shapes pass through.
+    """
+    if not isinstance(record, dict):
+        return record
+    ids = endpoint.id_fields
+    for key in ids:
+        value = record.get(key)
+        if value.__class__ is str:
+            record[key] = _to_int(value)
+    for key in endpoint.nested:
+        inner = record.get(key)
+        if isinstance(inner, dict):
+            _coerce_plain(inner, ids)
+        elif isinstance(inner, list):
+            for item in inner:
+                if isinstance(item, dict):
+                    _coerce_plain(item, ids)
+    return record
+
+
+def _coerce_plain(record: dict[str, Any], ids: frozenset[str]) -> None:
+    for key, value in record.items():
+        if value.__class__ is str and (key in ids or key.endswith("_id")):
+            record[key] = _to_int(value)
+
+
+def _to_int(value: str) -> int | str:
+    stripped = value.strip()
+    if stripped.isdigit() or (stripped[:1] == "-" and stripped[1:].isdigit()):
+        return int(stripped)
+    return value
