@@ -1,0 +1,223 @@
+"""Bring every school's client integrations to the activation state a desired-states file asks for."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pendulum
+
+from airflow.sdk import DAG, Param, task
+from airflow_provider_d6.exceptions import D6InputError
+from airflow_provider_d6.operators.client_integrations import ClientIntegrationsOperator
+
+log = logging.getLogger(__name__)
+
+# Relative paths in the param are read from the folder of this file, where the sample lives.
+DAGS_DIR = Path(__file__).resolve().parent
+SAMPLE_FILE = "d6_desired_states.yaml"
+ENTRY_FIELDS = ("school_id", "api_type_id", "state")
+
+DOC_MD = f"""
+### Reconcile d6+ client integrations nightly
+
+Reads the **desired states** — which school × API type pairs we should be servicing (`state: true`)
+and which not (`state: false`) — from a JSON or YAML file, then:
+
+1. **load_desired_states** — parse and validate the file; a bad entry fails the run with its index
+   and field (e.g. `desired_states[3].state: ...`).
+2. **plan** — `ClientIntegrationsOperator(dry_run=True)`: what would change, without changing it.
+3. **apply** — the same operator for real; pairs already in their desired state are left alone,
+   so a second run changes nothing.
+4. **report_drift** — pairs changed, pairs the schools have not authorised yet, pairs that failed;
+   the run fails when any pair failed.
+
+File format (a list, or a mapping with a `desired_states` list):
+
+```yaml
+desired_states:
+  - {{school_id: 1000, api_type_id: 8, state: true}}
+  - {{school_id: 1003, api_type_id: 9, state: false}}
+```
+
+The `desired_states_path` param defaults to `{SAMPLE_FILE}` next to this DAG; relative paths are
+read from the DAGs folder. Runs at 02:00 Africa/Johannesburg and can be triggered by hand.
+"""
+
+
+def load_desired_states(path: str | Path) -> list[dict[str, Any]]:
+    """Read and validate a desired-states file (JSON or YAML).
+
+    :param path: the file; ``.json`` is read as JSON, anything else as YAML (a superset of JSON).
+    :raises D6InputError: naming the file and, for a bad entry, its index and field.
+    """
+    path = Path(path)
+    if not path.is_absolute():
+        path = DAGS_DIR / path
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise D6InputError(
+            f"cannot read desired states file {path}: {error.strerror or error}",
+            field="desired_states_path",
+        ) from None
+    try:
+        if path.suffix.lower() == ".json":
+            document = json.loads(text)
+        else:
+            import yaml
+
+            document = yaml.safe_load(text)
+    except (ValueError, ImportError) as error:
+        raise D6InputError(f"{path} is not valid JSON or YAML: {error}", field="desired_states_path") from None
+    except Exception as error:  # yaml.YAMLError does not derive from ValueError
+        raise D6InputError(f"{path} is not valid YAML: {error}", field="desired_states_path") from None
+
+    entries = document.get("desired_states") if isinstance(document, dict) else document
+    if not isinstance(entries, list):
+        raise D6InputError(
+            f"{path} must hold a list of entries, or a mapping with a 'desired_states' list",
+            field="desired_states",
+        )
+    seen: dict[tuple[int, int], int] = {}
+    desired = []
+    for index, entry in enumerate(entries):
+        desired.append(_validate_entry(index, entry, path))
+        pair = (desired[-1]["school_id"], desired[-1]["api_type_id"])
+        if pair in seen:
+            raise D6InputError(
+                f"school {pair[0]} / API type {pair[1]} is already listed at "
+                f"desired_states[{seen[pair]}] in {path}",
+                field=f"desired_states[{index}]",
+            )
+        seen[pair] = index
+    return desired
+
+
+def _validate_entry(index: int, entry: Any, path: Path) -> dict[str, Any]:
+    """Return one entry as ``{"school_id", "api_type_id", "state"}`` or raise naming what is wrong."""
+    where = f"desired_states[{index}]"
+    if not isinstance(entry, dict):
+        raise D6InputError(
+            f"{where} in {path} must be a mapping with {', '.join(ENTRY_FIELDS)}, got {entry!r}",
+            field=where,
+        )
+    unknown = sorted(str(key) for key in entry if key not in ENTRY_FIELDS)
+    if unknown:
+        raise D6InputError(
+            f"{where}.{unknown[0]} in {path}: unknown field",
+            field=f"{where}.{unknown[0]}",
+            allowed=", ".join(ENTRY_FIELDS),
+        )
+    for field in ENTRY_FIELDS:
+        if field not in entry:
+            raise D6InputError(f"{where}.{field} in {path}: missing", field=f"{where}.{field}")
+    for field in ("school_id", "api_type_id"):
+        value = entry[field]
+        # bool is an int subclass: `school_id: yes` must not become school 1.
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise D6InputError(
+                f"{where}.{field} in {path}: got {value!r}",
+                field=f"{where}.{field}",
+                allowed="a positive integer",
+            )
+    if not isinstance(entry["state"], bool):
+        raise D6InputError(
+            f"{where}.state in {path}: got {entry['state']!r}",
+            field=f"{where}.state",
+            allowed="true (activate) or false (deactivate)",
+        )
+    return {field: entry[field] for field in ENTRY_FIELDS}
+
+
+def _pair(entry: dict[str, Any]) -> dict[str, Any]:
+    """Return the identifying part of a report entry and its state after the run."""
+    return {"school_id": entry["school_id"], "api_type_id": entry["api_type_id"], "activated": entry["after"]}
+
+
+def _pairs(entries: list[dict[str, Any]]) -> str:
+    """Return entries as ``school/API type`` labels for a log line."""
+    labels = [f"{e.get('school_name') or e['school_id']} / {e.get('api_type') or e['api_type_id']}" for e in entries]
+    return "; ".join(labels) if labels else "none"
+
+
+with DAG(
+    dag_id="d6_nightly_reconciliation",
+    description="Nightly: activate or deactivate d6+ client integrations to match a desired-states file",
+    doc_md=DOC_MD,
+    schedule="0 2 * * *",
+    start_date=pendulum.datetime(2025, 1, 1, tz="Africa/Johannesburg"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["d6", "client-integrations", "reconciliation"],
+    params={
+        "desired_states_path": Param(
+            SAMPLE_FILE,
+            type="string",
+            minLength=1,
+            title="Desired states file",
+            description="JSON or YAML file of {school_id, api_type_id, state} entries; "
+            "relative paths are read from the DAGs folder.",
+        ),
+    },
+) as dag:
+
+    @task
+    def load(params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Load and validate the desired states named by the run's params."""
+        desired = load_desired_states(params["desired_states_path"])
+        activate = sum(1 for entry in desired if entry["state"])
+        log.info(
+            "Desired: %d pairs (%d activated, %d deactivated) from %s",
+            len(desired),
+            activate,
+            len(desired) - activate,
+            params["desired_states_path"],
+        )
+        return desired
+
+    desired_states = load.override(task_id="load_desired_states")()
+
+    plan = ClientIntegrationsOperator(
+        task_id="plan",
+        desired_states=desired_states,
+        dry_run=True,
+        fail_on_unauthorised=False,
+    )
+
+    apply = ClientIntegrationsOperator(
+        task_id="apply",
+        desired_states=desired_states,
+        dry_run=False,
+        fail_on_unauthorised=False,
+    )
+
+    @task(trigger_rule="all_done")
+    def report_drift(planned: dict[str, Any], ti: Any = None) -> dict[str, Any]:
+        """Log the drift found and fixed; fail the run when any pair could not be reconciled."""
+        # A failing apply raises after pushing its report under "report", so look there as well.
+        applied = ti.xcom_pull(task_ids="apply") or ti.xcom_pull(task_ids="apply", key="report")
+        if applied is None:
+            raise RuntimeError("apply produced no report; see its log for the error")
+        changed = applied["changed"]
+        not_authorised = applied["not_authorised"]
+        failed = applied["failed"]
+        log.info("Planned changes:        %d (%s)", len(planned["changed"]), _pairs(planned["changed"]))
+        log.info("Changed:                %d (%s)", len(changed), _pairs(changed))
+        log.info("Already as desired:     %d", len(applied["unchanged"]))
+        log.info("Not authorised by the school yet: %d (%s)", len(not_authorised), _pairs(not_authorised))
+        log.info("Failed:                 %d (%s)", len(failed), _pairs(failed))
+        report = {
+            "changed": [_pair(entry) for entry in changed],
+            "unchanged": [_pair(entry) for entry in applied["unchanged"]],
+            "not_authorised": [_pair(entry) for entry in not_authorised],
+            "failed": [{**_pair(entry), "error": entry.get("error")} for entry in failed],
+        }
+        if failed:
+            raise RuntimeError(f"{len(failed)} client integration(s) could not be reconciled: {_pairs(failed)}")
+        return report
+
+    desired_states >> plan >> apply
+    report_drift(planned=plan.output).set_upstream(apply)

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# make demo: start a local d6 sandbox and run the three example DAGs against it.
+#
+# Everything lives in the project: Airflow's home (SQLite, logs, exported files) is
+# .airflow/demo, recreated on every run; the sandbox listens on a free loopback port and is
+# stopped, by its own pid, however the demo ends. Exits non-zero if any DAG run did not succeed.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT="$PWD"
+DEMO_HOME="$ROOT/.airflow/demo"
+RUNNER=(python "$ROOT/scripts/demo_runner.py")
+# Seconds into the wait at which the sandbox plays the school authorising us.
+AUTHORISE_AFTER=8
+
+if [[ -t 1 ]]; then BOLD=$'\033[1m' DIM=$'\033[2m' RED=$'\033[31m' OFF=$'\033[0m'; else BOLD="" DIM="" RED="" OFF=""; fi
+step() { printf '\n%s==> %s%s\n' "$BOLD" "$*" "$OFF"; }
+info() { printf '    %s\n' "$*"; }
+fail() { printf '\n%s%s%s\n' "$RED" "$*" "$OFF" >&2; exit 1; }
+
+SANDBOX_PID=""
+AUTHORISE_PID=""
+cleanup() {
+    local status=$?
+    [[ -n "$AUTHORISE_PID" ]] && kill "$AUTHORISE_PID" 2>/dev/null || true
+    if [[ -n "$SANDBOX_PID" ]] && kill -0 "$SANDBOX_PID" 2>/dev/null; then
+        kill "$SANDBOX_PID" 2>/dev/null || true
+        wait "$SANDBOX_PID" 2>/dev/null || true
+    fi
+    if [[ $status -ne 0 ]]; then
+        printf '\n%sThe demo failed (exit %s). Logs: %s%s\n' "$RED" "$status" "$DEMO_HOME/logs" "$OFF" >&2
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+STARTED=$SECONDS
+step "Preparing a project-local Airflow home"
+rm -rf "$DEMO_HOME"
+mkdir -p "$DEMO_HOME/logs"
+export AIRFLOW_HOME="$DEMO_HOME"
+export AIRFLOW__CORE__LOAD_EXAMPLES=False
+export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags"
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$DEMO_HOME/airflow.db"
+export AIRFLOW__LOGGING__BASE_LOG_FOLDER="$DEMO_HOME/logs/airflow"
+export AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT=120
+# The sandbox is on loopback: never send its traffic through a proxy.
+export NO_PROXY="127.0.0.1,localhost" no_proxy="127.0.0.1,localhost"
+info "AIRFLOW_HOME=${AIRFLOW_HOME#"$ROOT"/} (SQLite), DAGs from dags/"
+
+step "Starting the d6 sandbox (seed 1: 25 schools, every onboarding state)"
+d6-sandbox --host 127.0.0.1 --port 0 >"$DEMO_HOME/logs/sandbox.out" 2>"$DEMO_HOME/logs/sandbox.log" &
+SANDBOX_PID=$!
+SANDBOX_URL=""
+for _ in $(seq 1 100); do
+    if [[ -s "$DEMO_HOME/logs/sandbox.out" ]]; then
+        SANDBOX_URL="$(head -n 1 "$DEMO_HOME/logs/sandbox.out" | grep -oE 'https?://[^[:space:]]+' | head -n 1 || true)"
+        [[ -n "$SANDBOX_URL" ]] && break
+    fi
+    kill -0 "$SANDBOX_PID" 2>/dev/null || fail "The sandbox exited at start; see $DEMO_HOME/logs/sandbox.log"
+    sleep 0.1
+done
+[[ -n "$SANDBOX_URL" ]] || fail "The sandbox printed no URL within 10 s; see $DEMO_HOME/logs/sandbox.log"
+# The control API lives at the server root, beside /api.
+CONTROL_URL="${SANDBOX_URL%/api*}"
+info "d6 API: $SANDBOX_URL  (control API: $CONTROL_URL/_sandbox/, pid $SANDBOX_PID)"
+
+step "Creating Airflow's metadata database"
+airflow db migrate >"$DEMO_HOME/logs/db-migrate.log" 2>&1 || fail "airflow db migrate failed; see $DEMO_HOME/logs/db-migrate.log"
+info "done"
+
+# The sandbox's default integrator credentials; a connection in the environment, not the database.
+export AIRFLOW_CONN_D6_DEFAULT="{\"conn_type\": \"d6\", \"host\": \"$SANDBOX_URL\", \"login\": \"sandbox-user\", \"password\": \"sandbox-pass\", \"extra\": {\"max_retries\": 3}}"
+info "connection d6_default -> $SANDBOX_URL"
+
+step "1/3  d6_onboarding: wait for a school to authorise us, then activate"
+IFS=$'\t' read -r SCHOOL_ID API_TYPE_ID SCHOOL_NAME < <("${RUNNER[@]}" pick "$CONTROL_URL")
+BEFORE="$("${RUNNER[@]}" state "$CONTROL_URL" "$SCHOOL_ID" "$API_TYPE_ID")"
+info "school $SCHOOL_ID ($SCHOOL_NAME), API type $API_TYPE_ID: $BEFORE"
+info "the school will authorise us in the sandbox ${AUTHORISE_AFTER} s from now, mid-wait"
+(sleep "$AUTHORISE_AFTER" && "${RUNNER[@]}" authorise "$CONTROL_URL" "$SCHOOL_ID" "$API_TYPE_ID" \
+    | sed "s/^/    ${DIM}[sandbox] /; s/\$/${OFF}/") &
+AUTHORISE_PID=$!
+"${RUNNER[@]}" run d6_onboarding \
+    "{\"school_id\": $SCHOOL_ID, \"api_type_id\": $API_TYPE_ID, \"wait_for_authorisation_minutes\": 2}" \
+    "$DEMO_HOME/logs/d6_onboarding.log"
+wait "$AUTHORISE_PID" 2>/dev/null || true
+AUTHORISE_PID=""
+AFTER="$("${RUNNER[@]}" state "$CONTROL_URL" "$SCHOOL_ID" "$API_TYPE_ID")"
+info "before: $BEFORE"
+info "after:  $AFTER"
+[[ "$AFTER" == "authorised and activated" ]] || fail "school $SCHOOL_ID is not activated after onboarding"
+info "log: ${DEMO_HOME#"$ROOT"/}/logs/d6_onboarding.log"
+
+step "2/3  d6_nightly_reconciliation: apply dags/d6_desired_states.yaml"
+"${RUNNER[@]}" run d6_nightly_reconciliation '{}' "$DEMO_HOME/logs/d6_nightly_reconciliation.log"
+info "log: ${DEMO_HOME#"$ROOT"/}/logs/d6_nightly_reconciliation.log"
+
+step "3/3  d6_finance_export: export every activated school's Finance+ data"
+"${RUNNER[@]}" run d6_finance_export "{\"storage_root\": \"$DEMO_HOME/data\"}" \
+    "$DEMO_HOME/logs/d6_finance_export.log"
+info "log: ${DEMO_HOME#"$ROOT"/}/logs/d6_finance_export.log"
+FILES="$(find "$DEMO_HOME/data" -type f -name '*.jsonl' | wc -l | tr -d ' ')"
+info "$FILES files under ${DEMO_HOME#"$ROOT"/}/data/, for example:"
+find "$DEMO_HOME/data" -type f -name '*.jsonl' | sort | head -n 3 | sed "s|^$ROOT/|      |"
+
+step "Demo finished in $((SECONDS - STARTED)) s"
+info "Airflow home: ${DEMO_HOME#"$ROOT"/}   logs: ${DEMO_HOME#"$ROOT"/}/logs/   files: ${DEMO_HOME#"$ROOT"/}/data/"
+info "Run it in the Airflow UI: AIRFLOW_HOME=$DEMO_HOME airflow standalone (see the README)"

@@ -1,0 +1,53 @@
+"""Every file in dags/ imports cleanly and describes itself for the Airflow UI."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import DAGS_DIR
+
+DAG_FILES = sorted(path.name for path in DAGS_DIR.glob("*.py"))
+EXPECTED_DAGS = {"d6_onboarding", "d6_nightly_reconciliation", "d6_finance_export"}
+
+
+def test_every_dag_file_imports_without_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert EXPECTED_DAGS <= set(dagbag.dag_ids)
+    loaded_files = {dag.fileloc.rsplit("/", 1)[-1] for dag in dagbag.dags.values()}
+    assert set(DAG_FILES) <= loaded_files, "a file in dags/ defines no DAG"
+
+
+@pytest.mark.parametrize("dag_id", sorted(EXPECTED_DAGS))
+def test_dag_documents_itself(dagbag, dag_id):
+    dag = dagbag.get_dag(dag_id)
+    assert dag.tags and "d6" in dag.tags
+    assert dag.description and len(dag.description) > 20
+    assert dag.doc_md and dag.doc_md.strip().startswith("###")
+    for name, param in dag.params.items():
+        schema = dag.params.get_param(name).schema
+        assert schema.get("title"), f"{dag_id} param {name} has no title for the trigger form"
+        assert schema.get("description"), f"{dag_id} param {name} has no description"
+
+
+def test_onboarding_trigger_form(dagbag):
+    params = dagbag.get_dag("d6_onboarding").params
+    school = params.get_param("school_id")
+    assert school.schema["type"] == "integer" and school.schema["minimum"] == 1
+    api_type = params.get_param("api_type_id").schema
+    assert api_type["enum"] == [8, 9]
+    assert api_type["values_display"] == {"8": "Admin+ API", "9": "Curriculum+ API"}
+    assert params["wait_for_authorisation_minutes"] == 60
+    assert params["dry_run"] is False
+
+
+def test_schedules(dagbag):
+    assert dagbag.get_dag("d6_onboarding").timetable.summary in {"None", "Never"} or (
+        dagbag.get_dag("d6_onboarding").schedule is None
+    )
+    nightly = dagbag.get_dag("d6_nightly_reconciliation")
+    assert nightly.timetable.summary == "0 2 * * *"
+    assert str(nightly.timezone.name) == "Africa/Johannesburg"
+    assert nightly.catchup is False
+    export = dagbag.get_dag("d6_finance_export")
+    assert export.timetable.summary == "0 3 * * *"
+    assert str(export.timezone.name) == "Africa/Johannesburg"
