@@ -127,8 +127,8 @@ ENDPOINTS: Mapping[str, Endpoint] = MappingProxyType(
                 # The v2 record example is a [gap] in the docs; these are the fields d6 returns in
                 # the v1 record and in the sandbox.
                 fields=(
-                    "accountable_person_id", "title", "first_name", "last_name", "debtor_code",
-                    "debtor_reference", "email_address", "mobile_number", "balance",
+                    "accountable_person_id", "debtor_code", "debtor_reference", "title", "first_name",
+                    "last_name", "email_address", "mobile_number",
                 ),
                 nested=("learners",),
             ),
@@ -180,9 +180,11 @@ ENDPOINTS: Mapping[str, Endpoint] = MappingProxyType(
                     "category_id": "int",
                 },
                 id_fields=("accountable_person_id", "learner_id", "category_id"),
+                # Buckets after 150 days and the total are a [gap] in the docs (sandbox shape).
                 fields=(
-                    "debtor_code", "accountable_person_id", "date", "balance_current", "balance_30days",
-                    "balance_60days", "balance_90days", "balance_120days", "balance_150days",
+                    "debtor_code", "accountable_person_id", "accountable_person", "date",
+                    "balance_current", "balance_30days", "balance_60days", "balance_90days",
+                    "balance_120days", "balance_150days", "balance_total",
                 ),
             ),
             _row(
@@ -198,9 +200,9 @@ ENDPOINTS: Mapping[str, Endpoint] = MappingProxyType(
                            "transaction_type_id", "transaction_category_id"),
                 # Row shape is a [gap] in the docs: the sandbox's shape, unknown fields pass through.
                 fields=(
-                    "transaction_id", "date", "debtor_code", "accountable_person_id", "learner_id",
-                    "transaction_type_id", "transaction_type", "category_id", "category", "description",
-                    "amount",
+                    "transaction_id", "date", "debtor_code", "accountable_person_id",
+                    "accountable_person", "transaction_type_id", "transaction_type", "category_id",
+                    "category", "description", "amount",
                 ),
             ),
             _row("transaction_types", f"{FINPLUS}/transactiontypes", paginated=False, id_param="id",
