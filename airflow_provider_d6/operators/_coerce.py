@@ -2,9 +2,9 @@
 
 Jinja renders every templated argument as a string unless the DAG sets
 ``render_template_as_native_obj``, so ``school_id="{{ params.school_id }}"`` reaches ``execute`` as
-``"1000"`` and ``state="{{ params.activate }}"`` as ``"True"``. These helpers accept the native value
-and its string form, and reject everything else with a :class:`D6InputError` naming the field and
-what would have been accepted, before any request is sent.
+``"1000"`` and ``state="{{ params.activate }}"`` as ``"True"``. These helpers accept the native
+value and its string form, and reject everything else with a :class:`D6InputError` naming the
+field and what would have been accepted, before any request is sent.
 """
 
 from __future__ import annotations
