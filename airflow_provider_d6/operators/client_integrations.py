@@ -28,12 +28,13 @@ _DESIRED_KEYS = frozenset({"school_id", "api_type_id", "state"})
 class ClientIntegrationsOperator(BaseOperator):
     """Fetch client integrations, or bring them to a desired activation state.
 
-    With neither ``state`` nor ``desired_states`` the matching client integrations are returned (all,
-    one school's, or one API type's). With ``state`` (and ``school_id`` and ``api_type_id``) or
+    With neither ``state`` nor ``desired_states`` the matching client integrations are returned
+    (all, one school's, or one API type's). With ``state`` (and ``school_id`` and ``api_type_id``) or
     ``desired_states`` the current states are fetched once, only the pairs that differ are written,
     concurrently, and a report is returned::
 
-        {"changed": [...], "unchanged": [...], "not_authorised": [...], "failed": [...], "dry_run": False}
+        {"changed": [...], "unchanged": [...], "not_authorised": [...], "failed": [...],
+         "dry_run": False}
 
     Each entry carries ``school_id``, ``school_name``, ``api_type_id``, ``api_type``, ``before`` and
     ``after`` (activated or not; ``None`` when the school has not authorised the pair) and
@@ -95,7 +96,7 @@ class ClientIntegrationsOperator(BaseOperator):
         state = as_bool(self.state, "state", optional=True)
         dry_run = bool(as_bool(self.dry_run, "dry_run"))
         fail_on_unauthorised = bool(as_bool(self.fail_on_unauthorised, "fail_on_unauthorised"))
-        max_concurrency = int(as_int(self.max_concurrency, "max_concurrency"))  # type: ignore[arg-type]
+        max_concurrency: int = as_int(self.max_concurrency, "max_concurrency")  # type: ignore[assignment]
 
         if state is None and self.desired_states is None:
             return self._fetch(school_id, api_type_id)
@@ -153,10 +154,20 @@ class ClientIntegrationsOperator(BaseOperator):
         self, desired: dict[Pair, bool], *, dry_run: bool, max_concurrency: int
     ) -> dict[str, Any]:
         """Fetch the current states once, plan, and apply only the differing pairs."""
+        report: dict[str, Any] = {
+            "changed": [],
+            "unchanged": [],
+            "not_authorised": [],
+            "failed": [],
+            "dry_run": dry_run,
+        }
+        if not desired:
+            self.log.info("No desired states given: nothing to fetch or change.")
+            return report
         schools = {school for school, _ in desired}
         api_types = {api_type for _, api_type in desired}
-        # One walk, filtered as narrowly as the input allows: a walk pages through up to 50 records per
-        # request, so for many schools it costs far fewer requests than one lookup per pair.
+        # One walk, filtered as narrowly as the input allows: a walk reads up to a page (50 records)
+        # per request, so for many schools it costs far fewer requests than one lookup per pair.
         current: dict[Pair, dict[str, Any]] = {}
         school_names: dict[int, str] = {}
         api_type_names: dict[int, str] = {}
@@ -170,13 +181,6 @@ class ClientIntegrationsOperator(BaseOperator):
             if pair in desired:
                 current[pair] = record
 
-        report: dict[str, Any] = {
-            "changed": [],
-            "unchanged": [],
-            "not_authorised": [],
-            "failed": [],
-            "dry_run": dry_run,
-        }
         to_apply: list[dict[str, Any]] = []
         for pair in sorted(desired):
             record = current.get(pair)
@@ -199,7 +203,8 @@ class ClientIntegrationsOperator(BaseOperator):
                 to_apply.append(entry)
 
         self.log.info(
-            "Plan%s: %d to change, %d already in the desired state, %d not authorised by the school.\n%s",
+            "Plan%s: %d to change, %d already in the desired state, "
+            "%d not authorised by the school.\n%s",
             " (dry run, nothing will be written)" if dry_run else "",
             len(to_apply),
             len(report["unchanged"]),
@@ -260,7 +265,8 @@ def parse_desired_states(value: Any) -> dict[Pair, bool]:
     """
     allowed = 'a list of {"school_id": int, "api_type_id": int, "state": bool}'
     if isinstance(value, str):
-        # Jinja renders a list-valued param as its Python repr unless the DAG renders native objects.
+        # Jinja renders a list-valued param as its Python repr unless the DAG renders native
+        # objects.
         try:
             value = json.loads(value)
         except ValueError:
@@ -290,7 +296,8 @@ def parse_desired_states(value: Any) -> dict[Pair, bool]:
         state = bool(as_bool(item["state"], f"{field}.state"))
         if pair in desired and desired[pair] != state:
             raise D6InputError(
-                f"school {pair[0]} API type {pair[1]} is also at desired_states[{first_index[pair]}] "
+                f"school {pair[0]} API type {pair[1]} is also at "
+                f"desired_states[{first_index[pair]}] "
                 "with the opposite state",
                 field=field,
                 allowed="one state per school and API type",
@@ -348,7 +355,8 @@ def _failure_message(report: dict[str, Any], *, fail_on_unauthorised: bool) -> s
         lines.append(f"{len(report['failed'])} pair(s) failed:")
         lines += [f"  {_describe(entry)}: {entry['error']}" for entry in report["failed"]]
     lines.append(
-        f"({len(report['changed'])} changed, {len(report['unchanged'])} already in the desired state)"
+        f"({len(report['changed'])} changed, "
+        f"{len(report['unchanged'])} already in the desired state)"
     )
     return "Client integrations not all in the desired state.\n" + "\n".join(lines)
 

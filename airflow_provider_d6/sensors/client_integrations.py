@@ -1,4 +1,4 @@
-"""Wait for a d6 client integration (school × API type) to be authorised, activated or deactivated."""
+"""Wait for a d6 client integration to be authorised, activated or deactivated."""
 
 from __future__ import annotations
 
