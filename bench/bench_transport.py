@@ -1,0 +1,339 @@
+"""D6Hook against a bare ``requests.Session`` loop: CPU per request, pagination speed and memory."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from bench.common import (
+    ADMIN_API,
+    BENCH_DIR,
+    Config,
+    Result,
+    Target,
+    alternating,
+    integration_states,
+    median,
+    progress,
+    requests_log,
+    require,
+    run_child,
+    sandbox,
+    set_connection,
+)
+
+CPU_TARGET = Target("<=", 1.15)
+THROUGHPUT_TARGET = Target(">=", 0.85)
+MEMORY_TARGET = Target("<=", 10)
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    """One request as the sandbox logged it, replayed verbatim by the bare loop."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    school_id: int | None
+
+    @classmethod
+    def from_log(cls, entry: dict[str, Any]) -> LoggedRequest:
+        """Build from a sandbox request-log entry.
+
+        :param entry: one entry of ``control.requests()``
+        """
+        return cls(
+            entry["method"], entry["path"], dict(entry.get("query") or {}), entry.get("school_id")
+        )
+
+
+class BareClient:
+    """What a user would write without the provider: one session, the auth headers, ``.json()``."""
+
+    def __init__(self, handle: Any) -> None:
+        base = handle.base_url
+        self.origin = base[: base.index("/", base.index("//") + 2)]
+        self.session = requests.Session()
+        self.session.headers.update(
+            {
+                "HTTP-X-USERNAME": handle.username,
+                "HTTP-X-PASSWORD": handle.password,
+                "Accept": "application/json",
+                "User-Agent": "bench-bare-requests",
+            }
+        )
+        if handle.ca_path:
+            self.session.verify = handle.ca_path
+
+    def send(self, request: LoggedRequest, **params: str) -> Any:
+        """Send *request* (with extra query *params*) and return its decoded JSON body.
+
+        :param request: the request to replay
+        :param params: query parameters added to the logged ones (the cursor)
+        """
+        headers = (
+            {"HTTP-X-SCHOOLID": str(request.school_id)} if request.school_id is not None else None
+        )
+        response = self.session.request(
+            request.method,
+            self.origin + request.path,
+            params={**request.query, **params},
+            headers=headers,
+            timeout=30,
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def close(self) -> None:
+        """Close the session."""
+        self.session.close()
+
+
+def _measure(action: Callable[[], int]) -> tuple[float, float, int]:
+    """Run *action* and return (client CPU seconds, wall seconds, what it returned)."""
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    count = action()
+    return time.process_time() - cpu0, time.perf_counter() - wall0, count
+
+
+def _first_pair(control: Any) -> tuple[int, int]:
+    row = min(control.data("client_integrations"), key=lambda r: (r["school_id"], r["api_type_id"]))
+    return int(row["school_id"]), int(row["api_type_id"])
+
+
+def _cpu_one_transport(cfg: Config, d6_hook: type, tls: bool) -> dict[str, Any]:
+    label = "https" if tls else "http"
+    with sandbox(schools=5, learners_per_school=5, tls=tls) as handle:
+        conn_id = set_connection(f"d6_bench_cpu_{label}", handle, verify=handle.ca_path)
+        school_id, api_type_id = _first_pair(handle.control)
+        hook = (
+            d6_hook(d6_conn_id=conn_id, verify=handle.ca_path)
+            if tls
+            else d6_hook(d6_conn_id=conn_id)
+        )
+        handle.control.clear_requests()
+        hook.get_client_integration(school_id, api_type_id)
+        call = [LoggedRequest.from_log(entry) for entry in requests_log(handle.control)]
+        if not call or any(request.method != "GET" for request in call):
+            raise RuntimeError(f"get_client_integration sent {call!r}, expected GETs")
+        bare = BareClient(handle)
+        calls = max(1, cfg.sizes.cpu_requests // len(call))
+        sent = calls * len(call)
+
+        def hook_loop() -> int:
+            for _ in range(calls):
+                hook.get_client_integration(school_id, api_type_id)
+            return sent
+
+        def bare_loop() -> int:
+            for _ in range(calls):
+                for request in call:
+                    bare.send(request)
+            return sent
+
+        # Warm both: connection set up (TLS handshake included) outside the measurement.
+        for _ in range(20):
+            record = hook.get_client_integration(school_id, api_type_id)
+            bare.send(call[0])
+        if record is None:
+            raise RuntimeError(f"get_client_integration({school_id}, {api_type_id}) found nothing")
+        rounds = []
+        for number, hook_first in alternating(cfg.rounds):
+            handle.control.clear_requests()
+            order = [("hook", hook_loop), ("bare", bare_loop)]
+            measured = {
+                side: _measure(loop) for side, loop in (order if hook_first else order[::-1])
+            }
+            received = len(requests_log(handle.control))
+            if received != 2 * sent:
+                raise RuntimeError(
+                    f"sandbox saw {received} requests, expected {2 * sent} (retries?)"
+                )
+            hook_cpu = measured["hook"][0] / sent * 1e3
+            bare_cpu = measured["bare"][0] / sent * 1e3
+            rounds.append(
+                {"hook_cpu_ms": hook_cpu, "bare_cpu_ms": bare_cpu, "ratio": hook_cpu / bare_cpu}
+            )
+            progress(
+                f"cpu {label} round {number + 1}/{cfg.rounds}: D6Hook {hook_cpu:.3f} ms CPU/request, "
+                f"bare {bare_cpu:.3f} ms ({hook_cpu / bare_cpu:.2f}x)"
+            )
+        bare.close()
+        return {
+            "ratio": median(r["ratio"] for r in rounds),
+            "hook_cpu_ms_per_request": median(r["hook_cpu_ms"] for r in rounds),
+            "bare_cpu_ms_per_request": median(r["bare_cpu_ms"] for r in rounds),
+            "requests_per_side_per_round": sent,
+            "request": [vars(request) for request in call],
+            "rounds": rounds,
+        }
+
+
+def cpu_per_request(cfg: Config) -> list[Result]:
+    """Compare client CPU per request of D6Hook with a bare requests loop, over HTTP and HTTPS.
+
+    :param cfg: the harness configuration
+    """
+    d6_hook = require("airflow_provider_d6.hooks.d6", "D6Hook").D6Hook
+    transports = {"http": _cpu_one_transport(cfg, d6_hook, False)}
+    transports["https"] = _cpu_one_transport(cfg, d6_hook, True)
+    worst = max(t["ratio"] for t in transports.values())
+    passed = all(CPU_TARGET.met(t["ratio"]) for t in transports.values())
+    return [
+        Result(
+            name="cpu_per_request_vs_requests",
+            value=worst,
+            unit="ratio",
+            target=str(CPU_TARGET),
+            passed=passed,
+            display=f"HTTP {transports['http']['ratio']:.2f}×, HTTPS {transports['https']['ratio']:.2f}×",
+            details=transports,
+        )
+    ]
+
+
+def _finance_school(handle: Any, hook: Any) -> int:
+    """Return the first school, with an activated integration so that Finance+ answers for it."""
+    school_id = min(int(row["school_id"]) for row in handle.control.data("schools"))
+    listed = integration_states(handle.control)
+    if not any(active for (school, _), active in listed.items() if school == school_id):
+        if (school_id, ADMIN_API) not in listed:
+            handle.control.authorise(school_id, ADMIN_API)
+        hook.set_client_integration_state(school_id, ADMIN_API, True)
+    return school_id
+
+
+def pagination(cfg: Config) -> list[Result]:
+    """Stream learners with ``iter_learners`` and a bare cursor loop; then measure peak memory.
+
+    :param cfg: the harness configuration
+    """
+    d6_hook = require("airflow_provider_d6.hooks.d6", "D6Hook").D6Hook
+    records = cfg.sizes.pagination_records
+    with sandbox(schools=1, learners_per_school=records) as handle:
+        conn_id = set_connection("d6_bench_pages", handle)
+        hook = d6_hook(d6_conn_id=conn_id)
+        school_id = _finance_school(handle, hook)
+        filters = {"all_accounts": True}
+        handle.control.clear_requests()
+        probe = sum(1 for _ in itertools.islice(hook.iter_learners(school_id, **filters), 200))
+        log = [LoggedRequest.from_log(entry) for entry in requests_log(handle.control)]
+        first = log[0]
+        follow = log[1] if len(log) > 1 else first
+        follow = LoggedRequest(
+            follow.method,
+            follow.path,
+            {k: v for k, v in follow.query.items() if k != "cursor"},
+            follow.school_id,
+        )
+        bare = BareClient(handle)
+
+        def hook_walk() -> int:
+            return sum(
+                1 for _ in itertools.islice(hook.iter_learners(school_id, **filters), records)
+            )
+
+        def bare_walk() -> int:
+            count, body = 0, bare.send(first)
+            while True:
+                for _record in body["data"]:
+                    count += 1
+                    if count >= records:
+                        return count
+                cursor = (body.get("meta") or {}).get("next_cursor")
+                if not cursor:
+                    return count
+                body = bare.send(follow, cursor=cursor)
+
+        rounds = []
+        for number, hook_first in alternating(cfg.rounds):
+            handle.control.clear_requests()
+            order = [("hook", hook_walk), ("bare", bare_walk)]
+            measured = {
+                side: _measure(walk) for side, walk in (order if hook_first else order[::-1])
+            }
+            streamed = {side: m[2] for side, m in measured.items()}
+            if streamed["hook"] != streamed["bare"]:
+                raise RuntimeError(f"the two walks disagree on the record count: {streamed}")
+            hook_rate = streamed["hook"] / measured["hook"][1]
+            bare_rate = streamed["bare"] / measured["bare"][1]
+            rounds.append(
+                {
+                    "records": streamed["hook"],
+                    "hook_records_per_s": hook_rate,
+                    "bare_records_per_s": bare_rate,
+                    "hook_cpu_s": measured["hook"][0],
+                    "bare_cpu_s": measured["bare"][0],
+                    "ratio": hook_rate / bare_rate,
+                }
+            )
+            progress(
+                f"pagination round {number + 1}/{cfg.rounds}: D6Hook {hook_rate:,.0f} records/s, "
+                f"bare {bare_rate:,.0f} records/s ({hook_rate / bare_rate:.2f}x)"
+            )
+        bare.close()
+        throughput = median(r["ratio"] for r in rounds)
+        results = [
+            Result(
+                name="pagination_throughput",
+                value=throughput,
+                unit="ratio",
+                target=str(THROUGHPUT_TARGET),
+                passed=THROUGHPUT_TARGET.met(throughput),
+                display=(
+                    f"{throughput:.2f}× ({median(r['hook_records_per_s'] for r in rounds):,.0f} vs "
+                    f"{median(r['bare_records_per_s'] for r in rounds):,.0f} records/s)"
+                ),
+                details={
+                    "records": rounds[0]["records"],
+                    "probe_records": probe,
+                    "first_request": vars(first),
+                    "next_request": vars(follow),
+                    "hook_records_per_s": median(r["hook_records_per_s"] for r in rounds),
+                    "bare_records_per_s": median(r["bare_records_per_s"] for r in rounds),
+                    "rounds": rounds,
+                },
+            )
+        ]
+        results.append(_memory(cfg, conn_id, school_id, filters))
+        return results
+
+
+def _memory(cfg: Config, conn_id: str, school_id: int, filters: dict[str, Any]) -> Result:
+    """Stream each size in a fresh interpreter so that the two peaks are independent."""
+    small, large = cfg.sizes.memory_sizes
+    rounds = []
+    for number, small_first in alternating(cfg.rounds):
+        peaks = {}
+        for size in (small, large) if small_first else (large, small):
+            spec = {"conn_id": conn_id, "school_id": school_id, "records": size, "filters": filters}
+            peaks[size] = run_child([str(BENCH_DIR / "_memory_child.py"), json.dumps(spec)])
+        if peaks[small]["records"] != small or peaks[large]["records"] != large:
+            raise RuntimeError(f"the memory children streamed {peaks} records")
+        growth = peaks[large]["maxrss_mb"] - peaks[small]["maxrss_mb"]
+        rounds.append({"growth_mb": growth, "small": peaks[small], "large": peaks[large]})
+        progress(
+            f"memory round {number + 1}/{cfg.rounds}: peak RSS {peaks[small]['maxrss_mb']:.1f} MB "
+            f"for {small:,}, {peaks[large]['maxrss_mb']:.1f} MB for {large:,} ({growth:+.1f} MB)"
+        )
+    growth = median(r["growth_mb"] for r in rounds)
+    return Result(
+        name="pagination_memory",
+        value=growth,
+        unit="MB",
+        target=str(MEMORY_TARGET),
+        passed=MEMORY_TARGET.met(growth),
+        display=f"{growth:+.1f} MB ({small:,} → {large:,} learners)",
+        details={
+            "sizes": [small, large],
+            "peak_rss_mb_small": median(r["small"]["maxrss_mb"] for r in rounds),
+            "peak_rss_mb_large": median(r["large"]["maxrss_mb"] for r in rounds),
+            "rounds": rounds,
+        },
+    )
