@@ -1,0 +1,270 @@
+"""The sandbox server: d6's routes behind auth, rate limit and fault injection, plus the control API.
+
+Built on aiohttp's low-level server (one handler, a dict of routes, no middlewares) so that the
+sandbox is never the slow side of a benchmark. All state lives on the server's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import re
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from airflow_provider_d6.sandbox import finance, settings
+from airflow_provider_d6.sandbox.data import District
+from airflow_provider_d6.sandbox.faults import IMMEDIATE, FaultPlan, truncate
+from airflow_provider_d6.sandbox.protocol import (
+    NOT_AUTHORISED,
+    D6Reply,
+    RequestContext,
+    error_response,
+    route_not_found,
+    validation_failed,
+)
+from airflow_provider_d6.sandbox.ratelimit import RateLimiter
+
+Handler = Callable[[RequestContext], Awaitable[web.Response]]
+SCHOOL_HEADER = "HTTP-X-SCHOOLID"
+_VERSION = re.compile(r"v\d+\Z")
+LOG_LIMIT = 200_000
+
+
+@dataclass(frozen=True)
+class Route:
+    """One d6 path: handlers for the collection and (when it has ``/{id}``) for one item."""
+
+    methods: dict[str, Handler]
+    item_methods: dict[str, Handler] = field(default_factory=dict)
+    school_scoped: bool = True
+    id_name: str = "id"
+
+
+_NOTES = "v2/finplus/debtmanagement/debtornotes"
+_FIN = "v2/finplus/debtmanagement"
+_ALL = ("GET", "POST", "PATCH", "DELETE")
+ROUTES: dict[str, Route] = {
+    "v2/settings/clientintegrations": Route(
+        {"GET": settings.get_client_integrations, "POST": settings.change_client_integration_state,
+         "PATCH": settings.change_client_integration_state}, school_scoped=False),
+    "v1/settings/clients": Route(
+        {"GET": settings.v1_get_clients},
+        {"GET": settings.v1_get_clients, "PATCH": settings.v1_change_client_state},
+        school_scoped=False, id_name="school_id"),
+    f"{_NOTES}/communicationtypes": Route({"GET": finance.get_communication_types},
+                                          {"GET": finance.get_communication_types}),
+    f"{_NOTES}/notetypes": Route({"GET": finance.get_note_types}, {"GET": finance.get_note_types}),
+    f"{_NOTES}/notes": Route({m: finance.notes for m in _ALL}, {m: finance.notes for m in ("GET", "PATCH", "DELETE")},
+                             id_name="note_id"),
+    f"{_NOTES}/promisetopays": Route({"GET": finance.promises_to_pay, "DELETE": finance.promises_to_pay},
+                                     {"GET": finance.promises_to_pay, "DELETE": finance.promises_to_pay},
+                                     id_name="promise_to_pay_id"),
+    f"{_FIN}/ageanalysis": Route({"GET": finance.age_analysis}),
+    f"{_FIN}/financialtransactions": Route({"GET": finance.financial_transactions}),
+    f"{_FIN}/schools": Route({"GET": finance.schools}, {"GET": finance.schools}, school_scoped=False,
+                             id_name="school_id"),
+    f"{_FIN}/accountablepersons": Route({"GET": finance.accountable_persons}, {"GET": finance.accountable_persons},
+                                       id_name="accountable_person_id"),
+    f"{_FIN}/learners": Route({"GET": finance.learners}, {"GET": finance.learners}, id_name="learner_id"),
+    f"{_FIN}/transactiontypes": Route({"GET": finance.get_transaction_types}, {"GET": finance.get_transaction_types}),
+    f"{_FIN}/transactioncategories": Route({"GET": finance.get_transaction_categories},
+                                           {"GET": finance.get_transaction_categories}),
+}
+
+
+class DroppedConnection(Exception):
+    """Raised to end a request with the connection aborted and no response."""
+
+
+class Sandbox:
+    """The state of one sandbox: district, settings, faults, rate limiter and request log."""
+
+    def __init__(self, *, username: str = "sandbox-user", password: str = "sandbox-pass", seed: int = 1,
+                 schools: int = 25, learners_per_school: int = 400, rate_limit: float = 0,
+                 latency_ms: float = 0, fault_rate: float = 0.0, fault_kinds: list[str] | None = None,
+                 max_allowed_limit: int = 50, default_limit: int = 10, activation_delay_s: float = 0.0) -> None:
+        if not 1 <= default_limit <= max_allowed_limit:
+            raise ValueError("default_limit must be between 1 and max_allowed_limit")
+        self._username = username.encode()
+        self._password = password.encode()
+        self.seed = seed
+        self.district = District(seed, schools, learners_per_school)
+        self._initial_config: dict[str, Any] = {
+            "rate_limit": float(rate_limit), "latency_ms": float(latency_ms), "v2_activation_route": True,
+            "max_allowed_limit": max_allowed_limit, "default_limit": default_limit,
+            "activation_delay_s": float(activation_delay_s),
+        }
+        self._initial_faults: dict[str, Any] = {"rate": fault_rate, "kinds": fault_kinds}
+        self.log: deque[dict[str, Any]] = deque(maxlen=LOG_LIMIT)
+        self.limiter = RateLimiter(rate_limit)
+        self.reset(reseed=False)
+
+    def __repr__(self) -> str:  # never show the credentials
+        return f"<Sandbox seed={self.seed} schools={self.district.school_count}>"
+
+    def reset(self, reseed: bool = True) -> None:
+        """Return to the seeded state: data, settings, faults; clear the log."""
+        if reseed:
+            self.district.reset()
+        self.config = dict(self._initial_config)
+        self.limiter.rate = self.config["rate_limit"]
+        self.faults = FaultPlan.from_json(self._initial_faults, seed=self.seed)
+        self.log.clear()
+
+    def configure(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """Apply runtime settings (``None`` values are ignored); raise ValueError on a bad one."""
+        merged = dict(self.config)
+        for name, value in changes.items():
+            if name not in merged:
+                raise ValueError(f"unknown setting {name!r}; known: {', '.join(sorted(merged))}")
+            if value is not None:
+                merged[name] = bool(value) if name == "v2_activation_route" else type(merged[name])(value)
+        if not 1 <= merged["default_limit"] <= merged["max_allowed_limit"]:
+            raise ValueError("default_limit must be between 1 and max_allowed_limit")
+        if merged["rate_limit"] < 0 or merged["latency_ms"] < 0 or merged["activation_delay_s"] < 0:
+            raise ValueError("rate_limit, latency_ms and activation_delay_s must be >= 0")
+        if merged["rate_limit"] != self.config["rate_limit"]:
+            self.limiter.rate = merged["rate_limit"]
+        self.config = merged
+        return merged
+
+    @property
+    def page_settings(self) -> dict[str, int]:
+        """Return the page-size settings pagination reads."""
+        return self.config
+
+    def route_not_found_response(self) -> web.Response:
+        """Answer as d6 does for a route it does not serve."""
+        return route_not_found()
+
+    def _authenticated(self, headers: Any) -> bool:
+        username = headers.get("HTTP-X-USERNAME", "").encode()
+        password = headers.get("HTTP-X-PASSWORD", "").encode()
+        # Compare both in constant time so neither leaks through timing.
+        return hmac.compare_digest(username, self._username) & hmac.compare_digest(password, self._password)
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        """Serve one request: the control API, or a d6 call through faults, limits and routes."""
+        path = request.path
+        if path.startswith("/_sandbox/"):
+            from airflow_provider_d6.sandbox.control import handle_control
+
+            return await handle_control(self, request)
+        method = request.method
+        school_header = request.headers.get(SCHOOL_HEADER)
+        entry: dict[str, Any] = {
+            "method": method, "path": path, "query": dict(request.query), "status": None, "fault": None,
+            "school_id": _int_or_none(school_header), "ts": time.time(),
+        }
+        self.log.append(entry)
+        fault = self.faults.choose(method, path) if self.faults.rate or self.faults.script else None
+        entry["fault"] = fault
+        if fault == "drop_before":
+            raise DroppedConnection
+        if fault in IMMEDIATE:
+            response = self.faults.immediate_response(fault)
+            entry["status"] = response.status
+            return response
+        if fault == "latency":
+            await asyncio.sleep(self.faults.latency_ms / 1000)
+        elif fault == "slow":
+            await asyncio.sleep(self.faults.slow_seconds)
+        if self.config["latency_ms"]:
+            await asyncio.sleep(self.config["latency_ms"] / 1000)
+        response = await self._answer(request, method, path, school_header)
+        entry["status"] = response.status
+        if fault == "drop":
+            raise DroppedConnection
+        if fault == "truncated" and response.status == 200:
+            response = truncate(response)
+        return response
+
+    async def _answer(self, request: web.BaseRequest, method: str, path: str,
+                      school_header: str | None) -> web.Response:
+        wait = self.limiter.acquire(request.headers.get("HTTP-X-USERNAME", ""))
+        if wait:
+            return error_response(429, "Too Many Attempts.", headers={"Retry-After": str(wait)})
+        if not self._authenticated(request.headers):
+            return error_response(401, "Invalid username or password")
+        parts = path.split("/")
+        if len(parts) < 2 or parts[1] != "api":
+            return route_not_found()
+        if len(parts) < 3 or not _VERSION.match(parts[2]):
+            # [field] A path without a version segment answered 200 with an empty body.
+            return web.Response(status=200, body=b"", content_type="text/html")
+        rest = "/".join(parts[2:]).rstrip("/")
+        item_text = None
+        route = ROUTES.get(rest)
+        if route is None:
+            prefix, _, item_text = rest.rpartition("/")
+            route = ROUTES.get(prefix)
+            if route is None or not route.item_methods:
+                return route_not_found()
+        handler = (route.item_methods if item_text is not None else route.methods).get(method)
+        if handler is None:
+            return route_not_found()
+        try:
+            school_id = self._school(route, school_header)
+            item_id = None
+            if item_text is not None:
+                if not item_text.lstrip("-").isdigit():
+                    raise validation_failed({route.id_name: f"The {route.id_name} must be an integer."})
+                item_id = int(item_text)
+            body = await request.read() if method in ("POST", "PATCH", "PUT", "DELETE") else b""
+            ctx = RequestContext(self, method, path, request.query, item_id, school_id, body)
+            return await handler(ctx)
+        except D6Reply as reply:
+            return reply.response
+
+    def _school(self, route: Route, school_header: str | None) -> int | None:
+        if not route.school_scoped:
+            return None
+        if school_header is None or not school_header.strip():
+            raise validation_failed({SCHOOL_HEADER: f"The {SCHOOL_HEADER} header is required."})
+        school_id = _int_or_none(school_header)
+        if school_id is None:
+            raise validation_failed({SCHOOL_HEADER: f"The {SCHOOL_HEADER} header must be an integer."})
+        if school_id not in self.district.schools or not self.district.has_finance_access(
+            school_id, self.config["activation_delay_s"]
+        ):
+            raise D6Reply(error_response(401, NOT_AUTHORISED))
+        return school_id
+
+
+def _int_or_none(text: str | None) -> int | None:
+    if text is None:
+        return None
+    text = text.strip()
+    return int(text) if text.lstrip("-").isdigit() else None
+
+
+def make_server(sandbox: Sandbox) -> web.Server:
+    """Wrap *sandbox* in aiohttp's low-level server, turning a dropped connection into an abort."""
+
+    async def handler(request: web.BaseRequest) -> web.StreamResponse:
+        try:
+            return await sandbox.handle(request)
+        except DroppedConnection:
+            if request.transport is not None:
+                request.transport.abort()
+            # Nothing reaches the client: the transport is gone before any byte is written.
+            return web.Response(status=599)
+
+    return web.Server(handler, access_log=None)
+
+
+async def start_server(sandbox: Sandbox, host: str = "127.0.0.1", port: int = 0,
+                       ssl_context: Any = None) -> tuple[web.ServerRunner, int]:
+    """Start serving *sandbox*; return the runner (for ``cleanup()``) and the bound port."""
+    runner = web.ServerRunner(make_server(sandbox), handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context, backlog=1024)
+    await site.start()
+    bound = runner.addresses[0][1]
+    return runner, bound
