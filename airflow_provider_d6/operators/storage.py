@@ -1,0 +1,343 @@
+"""Stream one d6 collection into a file on any Airflow object storage (``file://``, ``s3://``, …).
+
+Records are written as the hook's pages arrive, so memory stays flat however large the school.
+The file is written to a temporary sibling and moved into place only after the last page: a
+reader of ``path`` sees the previous good file or the new complete one, never a partial export.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, BinaryIO
+from urllib.parse import urlsplit, urlunsplit
+
+from airflow.sdk import Asset, AssetAlias, BaseOperator, ObjectStoragePath
+
+from airflow_provider_d6.exceptions import D6InputError
+from airflow_provider_d6.hooks.d6 import RESOURCE_FIELDS, D6Hook
+from airflow_provider_d6.operators._coerce import as_choice, as_int
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+FORMATS = ("jsonl", "csv")
+# Get Schools takes no school header, and client integrations take school_id as a filter.
+SCHOOL_OPTIONAL_RESOURCES = frozenset({"schools", "client_integrations"})
+# The CSV column that keeps fields d6 sent but RESOURCE_FIELDS does not document, as JSON text,
+# so that the header never depends on the data and nothing is silently dropped.
+EXTRA_COLUMN = "extra"
+_LOCAL_PROTOCOLS = frozenset({"file", "local"})
+_WRITE_BUFFER_BYTES = 64 * 1024
+_READ_CHUNK_BYTES = 1024 * 1024
+
+
+class D6ToStorageOperator(BaseOperator):
+    """Export one d6 collection for one school to a JSON Lines or CSV file, atomically.
+
+    The written file is declared as an :class:`~airflow.sdk.Asset` outlet. ``path`` is templated,
+    so the outlet is chosen when the DAG is parsed: the ``asset`` argument when given; otherwise
+    ``Asset(uri=path)`` when ``path`` holds no Jinja; otherwise an ``AssetAlias`` named after the
+    un-rendered ``path``, to which the rendered file is attached as an Asset at run time (schedule
+    downstream DAGs on that alias, or pass ``asset`` to choose a stable name).
+
+    :param resource: the d6 collection: one of ``RESOURCE_FIELDS`` (``learners``, ``notes``, …).
+    :param path: where to write: an ``ObjectStoragePath`` or a URI (``file:///…``, ``s3://…``);
+        a plain absolute local path is taken as ``file://``.
+    :param school_id: the school to export; required except for ``schools`` and
+        ``client_integrations`` (where it filters).
+    :param filters: query filters of the collection (validated by the hook).
+    :param format: ``"jsonl"`` (one compact JSON object per line) or ``"csv"`` (header = the
+        documented fields of the resource, then ``extra``; nested values as JSON text).
+    :param skip_if_unchanged: leave an existing file (and its modification time) untouched when
+        the new export has the same sha256; the result then says ``"skipped": True``.
+    :param asset: the outlet to declare instead of the one derived from ``path``: an ``Asset``,
+        an ``AssetAlias`` or a URI string.
+    :param d6_conn_id: the d6 connection.
+    """
+
+    template_fields: Sequence[str] = ("path", "school_id", "filters", "resource")
+    ui_color = "#e8f4ea"
+
+    def __init__(
+        self,
+        *,
+        resource: str,
+        path: str | ObjectStoragePath,
+        school_id: int | str | None = None,
+        filters: Mapping[str, Any] | None = None,
+        format: str = "jsonl",
+        skip_if_unchanged: bool = False,
+        asset: Asset | AssetAlias | str | None = None,
+        d6_conn_id: str = "d6_default",
+        **kwargs: Any,
+    ) -> None:
+        self.format = as_choice(format, "format", FORMATS)
+        if not _is_templated(resource):
+            as_choice(resource, "resource", RESOURCE_FIELDS)
+        if not _is_templated(path):
+            _storage_uri(path)
+        if "outlets" not in kwargs:
+            kwargs["outlets"] = [_outlet_for(asset, path)]
+        super().__init__(**kwargs)
+        self.resource = resource
+        self.path = path
+        self.school_id = school_id
+        self.filters = filters
+        self.skip_if_unchanged = bool(skip_if_unchanged)
+        self.d6_conn_id = d6_conn_id
+
+    @cached_property
+    def hook(self) -> D6Hook:
+        """Return the d6 hook (built on first use, never in ``__init__``)."""
+        return D6Hook(d6_conn_id=self.d6_conn_id)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Export the collection and return the path, counts and sha256 for XCom."""
+        resource = as_choice(self.resource, "resource", RESOURCE_FIELDS)
+        school_id = as_int(
+            self.school_id, "school_id", optional=resource in SCHOOL_OPTIONAL_RESOURCES
+        )
+        filters = _as_filters(self.filters)
+        target = _to_storage_path(self.path)
+
+        records = self.hook.iter_resource(resource, school_id, **filters)
+        outcome = write_atomically(
+            target,
+            records,
+            format=self.format,
+            fields=RESOURCE_FIELDS[resource],
+            skip_if_unchanged=self.skip_if_unchanged,
+        )
+        result = {
+            "path": str(target),
+            "resource": resource,
+            "school_id": school_id,
+            "format": self.format,
+            **outcome,
+        }
+        self.log.info(
+            "%s %s: %d records, %d bytes, sha256 %s -> %s",
+            "Unchanged, kept" if result["skipped"] else "Wrote",
+            resource,
+            result["records"],
+            result["bytes"],
+            result["sha256"],
+            result["path"],
+        )
+        self._record_outlet_events(context, result)
+        return result
+
+    def _record_outlet_events(self, context: Context, result: dict[str, Any]) -> None:
+        """Attach the export's summary to the Asset events (and the file to any alias)."""
+        outlet_events = context.get("outlet_events") if context else None
+        if outlet_events is None:  # execute() called directly, outside a task run
+            return
+        extra = {k: result[k] for k in ("path", "records", "bytes", "sha256", "skipped")}
+        for outlet in self.outlets:
+            if isinstance(outlet, AssetAlias):
+                written = Asset(uri=_asset_uri(str(result["path"])))
+                outlet_events[outlet].add(written, extra=extra)
+            elif isinstance(outlet, Asset):
+                outlet_events[outlet].extra.update(extra)
+
+
+def write_atomically(
+    target: ObjectStoragePath,
+    records: Iterable[Mapping[str, Any]],
+    *,
+    format: str,
+    fields: Sequence[str],
+    skip_if_unchanged: bool = False,
+) -> dict[str, Any]:
+    """Write *records* to *target* through a temporary sibling and move it into place.
+
+    :param target: the final file.
+    :param records: the records, consumed one by one (never held in memory together).
+    :param format: ``"jsonl"`` or ``"csv"``.
+    :param fields: the documented fields, the CSV header before the ``extra`` column.
+    :param skip_if_unchanged: keep an existing *target* with the same sha256 untouched.
+    :return: ``records``, ``bytes``, ``sha256`` and ``skipped``.
+    """
+    local = target.protocol in _LOCAL_PROTOCOLS
+    if local:
+        os.makedirs(os.path.dirname(target.path) or "/", exist_ok=True)
+    # Same directory (or bucket prefix) so the final move is a rename, not a cross-store copy;
+    # the uuid keeps concurrent or leftover attempts apart and out of "*.jsonl" globs.
+    temporary = target.with_name(f"{target.name}.tmp-{uuid.uuid4().hex}")
+    fs = target.fs
+    try:
+        # fs.open rather than ObjectStoragePath.open: the latter reports lineage on every write()
+        # call, and would report the temporary file.
+        with fs.open(temporary.path, "wb") as stream:
+            sink = _HashingSink(stream)
+            if format == "csv":
+                count = _write_csv(sink, records, fields)
+            else:
+                count = _write_jsonl(sink, records)
+            sink.flush()
+            if local:
+                stream.flush()
+                os.fsync(stream.fileno())
+        digest = sink.sha256.hexdigest()
+        if skip_if_unchanged and fs.exists(target.path) and _sha256_of(fs, target.path) == digest:
+            _remove_quietly(fs, temporary.path)
+            return {"records": count, "bytes": sink.bytes, "sha256": digest, "skipped": True}
+        if local:
+            os.replace(temporary.path, target.path)
+        else:
+            fs.mv(temporary.path, target.path)
+    except BaseException:
+        _remove_quietly(fs, temporary.path)
+        raise
+    return {"records": count, "bytes": sink.bytes, "sha256": digest, "skipped": False}
+
+
+class _HashingSink:
+    """A text sink that encodes to UTF-8, hashes and counts bytes, and buffers writes."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._buffer = bytearray()
+        self.sha256 = hashlib.sha256()
+        self.bytes = 0
+
+    def write(self, text: str) -> int:
+        data = text.encode("utf-8")
+        self.sha256.update(data)
+        self.bytes += len(data)
+        self._buffer += data
+        if len(self._buffer) >= _WRITE_BUFFER_BYTES:
+            self.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        if self._buffer:
+            self._stream.write(bytes(self._buffer))
+            self._buffer.clear()
+
+
+def _write_jsonl(sink: _HashingSink, records: Iterable[Mapping[str, Any]]) -> int:
+    count = 0
+    for record in records:
+        sink.write(json.dumps(record, separators=(",", ":"), ensure_ascii=False, default=str))
+        sink.write("\n")
+        count += 1
+    return count
+
+
+def _write_csv(sink: _HashingSink, records: Iterable[Mapping[str, Any]], fields: Sequence[str]) -> int:
+    documented = list(fields)
+    known = frozenset(documented)
+    writer = csv.writer(sink)
+    writer.writerow([*documented, EXTRA_COLUMN])
+    count = 0
+    for record in records:
+        extra = {key: value for key, value in record.items() if key not in known}
+        row = [_csv_cell(record.get(field)) for field in documented]
+        row.append(_compact_json(extra) if extra else "")
+        writer.writerow(row)
+        count += 1
+    return count
+
+
+def _csv_cell(value: Any) -> str:
+    """Render one value as CSV text: nested values as JSON, None as an empty cell."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list, tuple)):
+        return _compact_json(value)
+    return str(value)
+
+
+def _compact_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _sha256_of(fs: Any, path: str) -> str:
+    digest = hashlib.sha256()
+    with fs.open(path, "rb") as stream:
+        while chunk := stream.read(_READ_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _remove_quietly(fs: Any, path: str) -> None:
+    """Delete a temporary file; a failure here must not hide the error that got us here."""
+    try:
+        if fs.exists(path):
+            fs.rm(path)
+    except Exception:  # noqa: BLE001 - best effort cleanup, the original error matters more
+        pass
+
+
+def _is_templated(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def _to_storage_path(value: Any) -> ObjectStoragePath:
+    """Return *value* as an ObjectStoragePath (a scheme-less absolute path meaning ``file://``)."""
+    if isinstance(value, ObjectStoragePath) and value.protocol:
+        return value
+    return ObjectStoragePath(_storage_uri(value))
+
+
+def _storage_uri(value: Any) -> str:
+    """Check *value* as a file location and return it as a URI, without touching any storage.
+
+    :param value: an ObjectStoragePath or a URI / absolute local path string.
+    :raises D6InputError: when *value* is not a file location.
+    """
+    allowed = "an ObjectStoragePath, a URI such as file:///… or s3://…, or an absolute path"
+    if isinstance(value, ObjectStoragePath):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip():
+        raise D6InputError(f"{value!r} is not a path", field="path", allowed=allowed)
+    text = value.strip()
+    if not urlsplit(text).scheme:
+        # A worker's current directory is arbitrary, so a relative path would land anywhere.
+        if not os.path.isabs(text):
+            raise D6InputError(f"{text!r} is relative", field="path", allowed=allowed)
+        text = f"file://{text}"
+    if text.endswith("/"):
+        raise D6InputError(f"{text!r} names a directory", field="path", allowed="a file path")
+    return text
+
+
+def _asset_uri(path: str | ObjectStoragePath) -> str:
+    """Return the Asset URI of *path*: scheme and location without a storage conn id."""
+    parts = urlsplit(_storage_uri(path))
+    # "s3://aws_default@bucket/key": the conn id says how to reach the data, not which data.
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _outlet_for(asset: Asset | AssetAlias | str | None, path: Any) -> Asset | AssetAlias:
+    """Choose the outlet declared at parse time (see the class docstring)."""
+    if isinstance(asset, (Asset, AssetAlias)):
+        return asset
+    if isinstance(asset, str) and asset.strip():
+        return Asset(uri=asset.strip())
+    if asset is not None:
+        raise D6InputError(f"{asset!r} is not an asset", field="asset", allowed="an Asset, an AssetAlias or a URI")
+    if _is_templated(path):
+        return AssetAlias(name=str(path).strip())
+    return Asset(uri=_asset_uri(path))
+
+
+def _as_filters(value: Any) -> dict[str, Any]:
+    if value is None or value == "":
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
+        raise D6InputError(f"{value!r} is not a mapping", field="filters", allowed="a dict of filter names to values")
+    return dict(value)
+
+
+__all__ = ["D6ToStorageOperator", "EXTRA_COLUMN", "FORMATS", "write_atomically"]
