@@ -68,6 +68,20 @@ def failure_kind(exc: requests.RequestException) -> str | None:
     return None
 
 
+def client_integration_record(payload: Any) -> dict[str, Any] | None:
+    """Return the client integration record in a v2 or v1 answer, normalised to v2, or None.
+
+    v2 wraps it in ``data``; v1 sends it bare, names the school ``school_login_id`` and sends
+    every id as a string.
+    """
+    record = payload.get("data", payload) if isinstance(payload, dict) else None
+    if not isinstance(record, dict) or "activated_by_integrator" not in record:
+        return None
+    if "school_id" not in record and "school_login_id" in record:
+        record = {"school_id": record["school_login_id"], **{k: v for k, v in record.items() if k != "school_login_id"}}
+    return coerce_ids(record, CLIENT_INTEGRATIONS)
+
+
 class D6Hook(FinancePlusMethods, HttpHook):
     """Call the d6+ Integrate API through one reusable, thread-safe session.
 
@@ -374,9 +388,9 @@ class D6Hook(FinancePlusMethods, HttpHook):
             if "already" not in err.message.lower():
                 raise
             payload = err.body
-        data = payload.get("data") if isinstance(payload, dict) else None
-        if isinstance(data, dict) and "activated_by_integrator" in data:
-            return coerce_ids(data, CLIENT_INTEGRATIONS)
+        record = client_integration_record(payload)
+        if record is not None:
+            return record
         # 204 (v1 answers with an empty body) or an answer without the record: read it back.
         record = self.get_client_integration(school_id, api_type_id)
         if record is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
@@ -58,7 +58,7 @@ def test_max_attempts_at_least_one():
 
 
 def test_retry_after_seconds_and_http_date():
-    now = datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
     assert parse_retry_after("7", now=now) == 7.0
     assert parse_retry_after(format_datetime(now + timedelta(seconds=30), usegmt=True), now=now) == 30.0
     assert parse_retry_after(format_datetime(now - timedelta(seconds=30), usegmt=True), now=now) == 0.0
