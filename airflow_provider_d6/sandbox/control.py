@@ -158,8 +158,7 @@ def _school_records(sandbox: Sandbox, collection: str, school_id: int) -> list[d
     if collection == "age_analysis":
         return [_public(row) for row in book.ledger.age_analysis(False, False)[0]]
     if collection == "financial_transactions":
-        return [{**_public(t), "learner_id": t["_learner_id"], "learner": t["_learner"]}
-                for t in book.ledger.transactions]
+        return [book.ledger.render(i, True) for i in range(len(book.ledger.txns))]
     if collection == "transaction_categories":
         return list(book.categories)
     raise ControlError(f"unknown collection {collection!r}", 404)

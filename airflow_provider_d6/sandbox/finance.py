@@ -188,28 +188,28 @@ async def financial_transactions(ctx: RequestContext) -> web.Response:
         raise validation_failed({"start_date": "The start date field is required when end date is present."})
     if "end_date" in f and f["end_date"] < f["start_date"]:
         raise validation_failed({"end_date": "The end date must be a date after or equal to start date."})
-    book = _book(ctx)
-    active = {p["accountable_person_id"] for p in book.persons if p["_active"]}
-    start, end = f.get("start_date"), f.get("end_date")
-    items = [
-        t for t in book.ledger.transactions
-        if (f.get("all_accounts") or t["accountable_person_id"] in active)
-        and (start is None or t["_date"] >= start) and (end is None or t["_date"] <= end)
-        and f.get("debtor_code", t["debtor_code"]) in (t["debtor_code"], int(t["debtor_code"]))
-        and f.get("accountable_person_id", t["accountable_person_id"]) == t["accountable_person_id"]
-        and f.get("learner_id", t["_learner_id"]) == t["_learner_id"]
-        and f.get("category_id", t["category_id"]) == t["category_id"]
+    ledger = _book(ctx).ledger
+    payers = None if f.get("all_accounts") else {p["accountable_person_id"] for p in _book(ctx).persons if p["_active"]}
+    start = f["start_date"].toordinal() if "start_date" in f else None
+    end = f["end_date"].toordinal() if "end_date" in f else None
+    person_id, learner_id, category_id = f.get("accountable_person_id"), f.get("learner_id"), f.get("category_id")
+    debtor_code = f.get("debtor_code")
+    if debtor_code is not None:
+        # debtor codes are per family: translate the filter into the family's id.
+        family = [p["accountable_person_id"] for p in _book(ctx).persons if p["debtor_code"] == str(debtor_code)]
+        if person_id not in (None, *family):
+            family = []
+        payers = set(family) if payers is None else payers & set(family)
+    picked = [
+        i for i, t in enumerate(ledger.txns)
+        if (payers is None or t.person_id in payers)
+        and (start is None or t.day >= start) and (end is None or t.day <= end)
+        and person_id in (None, t.person_id) and learner_id in (None, t.learner_id)
+        and category_id in (None, t.category_id)
     ]
     per_learner = bool(f.get("per_learner"))
-
-    def render(txn: dict[str, Any]) -> dict[str, Any]:
-        record = _public(txn)
-        if per_learner:
-            record["learner_id"] = txn["_learner_id"]
-            record["learner"] = txn["_learner"]
-        return record
-
-    return paginate(items, [t["transaction_id"] for t in items], ctx.query, ctx.page_settings, render)
+    return paginate(picked, [ledger.transaction_id(i) for i in picked], ctx.query, ctx.page_settings,
+                    lambda i: ledger.render(i, per_learner))
 
 
 # -- schools, accountable persons, learners -------------------------------------------------------
@@ -279,9 +279,9 @@ async def learners(ctx: RequestContext) -> web.Response:
     parent_id = f.get("parent_id")
     items = [
         lr for lr in book.learners
+        # Active: a current learner, or a learner who left with a balance still owing.
         if (f.get("all_accounts") or lr["status"] == "Current"
-            or book.person_by_id[lr["accountable_person_id"]]["_active"] and
-            book.ledger.balances.get(lr["accountable_person_id"], 0) != 0)
+            or book.ledger.balances.get(lr["accountable_person_id"], 0) != 0)
         and f.get("learner_id", lr["learner_id"]) == lr["learner_id"]
         and f.get("accountable_person_id", lr["accountable_person_id"]) == lr["accountable_person_id"]
         and _matches(lr, "debtor_code", f.get("debtor_code", lr["debtor_code"]))

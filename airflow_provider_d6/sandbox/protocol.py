@@ -175,7 +175,9 @@ def encode_cursor(last_id: int, backward: bool) -> str:
 def decode_cursor(cursor: str) -> tuple[int, bool]:
     """Decode a cursor; raise a 400 when it is not one this sandbox issued."""
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
+        # Accept standard and URL-safe base64, padded or not: clients may re-encode it.
+        padded = cursor.replace("+", "-").replace("/", "_").rstrip("=")
+        padded += "=" * (-len(padded) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))
         return int(data["id"]), bool(data["_backward"])
     except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
