@@ -61,14 +61,21 @@ def _isolate_airflow(workdir: Path) -> None:
 
 
 def _route_logs_to_file(path: Path) -> None:
-    """Keep the hook's INFO logging (users pay for it too) but send it to a file, not the table."""
-    handler = logging.FileHandler(path)
+    """Keep the provider's INFO logging (users pay for it too) but send it to a file, not the table."""
+    import structlog
+
+    stream = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - lives as long as the run
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    # Airflow 3 renders its loggers with structlog; its factory writes to ``io`` (stdout if None).
+    factory = structlog.get_config().get("logger_factory")
+    if hasattr(factory, "io"):
+        factory.io = stream
 
 
 def _run_group(names: tuple[str, ...], function: Callable, cfg) -> list:
