@@ -367,12 +367,13 @@ class D6Hook(FinancePlusMethods, HttpHook):
         """
         school_id, api_type_id = check_id(school_id, "school_id"), check_id(api_type_id, "api_type_id")
         state = check_bool(state, "state")
+        route = self.settings.activation_route  # also loads the connection, which sets the v1 flag
         if not self._use_v1_activation:
             body = {"school_id": school_id, "api_type_id": api_type_id, "state": state}
             try:
                 return self._patch_state(CLIENT_INTEGRATIONS.path, body, school_id, api_type_id)
             except D6NotFoundError as err:
-                if not (err.route_not_found and self.settings.activation_route == "auto"):
+                if not (err.route_not_found and route == "auto"):
                     raise
                 self.log.warning("d6 has no v2 Change Client Integration State route; using v1 from now on")
                 with self._lock:
