@@ -43,8 +43,9 @@ class D6ToStorageOperator(BaseOperator):
     The written file is declared as an :class:`~airflow.sdk.Asset` outlet. ``path`` is templated,
     so the outlet is chosen when the DAG is parsed: the ``asset`` argument when given; otherwise
     ``Asset(uri=path)`` when ``path`` holds no Jinja; otherwise an ``AssetAlias`` named after the
-    un-rendered ``path``, to which the rendered file is attached as an Asset at run time (schedule
-    downstream DAGs on that alias, or pass ``asset`` to choose a stable name).
+    un-rendered ``path`` (``d6-export:<task_id>`` when ``path`` comes from an XCom), to which the
+    rendered file is attached as an Asset at run time: schedule downstream DAGs on that alias, or
+    pass ``asset`` to choose a stable name.
 
     :param resource: the d6 collection: one of ``RESOURCE_FIELDS`` (``learners``, ``notes``, …).
     :param path: where to write: an ``ObjectStoragePath`` or a URI (``file:///…``, ``s3://…``);
@@ -80,10 +81,10 @@ class D6ToStorageOperator(BaseOperator):
         self.format = as_choice(format, "format", FORMATS)
         if not _is_templated(resource):
             as_choice(resource, "resource", RESOURCE_FIELDS)
-        if not _is_templated(path):
+        if _is_static_path(path):
             _storage_uri(path)
         if "outlets" not in kwargs:
-            kwargs["outlets"] = [_outlet_for(asset, path)]
+            kwargs["outlets"] = [_outlet_for(asset, path, kwargs.get("task_id"))]
         super().__init__(**kwargs)
         self.resource = resource
         self.path = path
@@ -319,17 +320,28 @@ def _asset_uri(path: str | ObjectStoragePath) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-def _outlet_for(asset: Asset | AssetAlias | str | None, path: Any) -> Asset | AssetAlias:
+def _outlet_for(asset: Asset | AssetAlias | str | None, path: Any, task_id: str | None) -> Asset | AssetAlias:
     """Choose the outlet declared at parse time (see the class docstring)."""
     if isinstance(asset, (Asset, AssetAlias)):
         return asset
     if isinstance(asset, str) and asset.strip():
         return Asset(uri=asset.strip())
     if asset is not None:
-        raise D6InputError(f"{asset!r} is not an asset", field="asset", allowed="an Asset, an AssetAlias or a URI")
-    if _is_templated(path):
-        return AssetAlias(name=str(path).strip())
-    return Asset(uri=_asset_uri(path))
+        raise D6InputError(
+            f"{asset!r} is not an asset", field="asset", allowed="an Asset, an AssetAlias or a URI"
+        )
+    if _is_static_path(path):
+        return Asset(uri=_asset_uri(path))
+    if isinstance(path, str):
+        # Only the rendered path names the file; the template names the family of files.
+        return AssetAlias(name=path.strip())
+    # A path from an XCom (or another lazy value) is not known at all until run time.
+    return AssetAlias(name=f"d6-export:{task_id}")
+
+
+def _is_static_path(path: Any) -> bool:
+    """Return whether *path* is known at parse time (not Jinja, not an XCom)."""
+    return isinstance(path, ObjectStoragePath) or (isinstance(path, str) and not _is_templated(path))
 
 
 def _as_filters(value: Any) -> dict[str, Any]:
