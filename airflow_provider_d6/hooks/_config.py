@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from airflow_provider_d6 import __version__
 from airflow_provider_d6.exceptions import D6ConfigurationError
+from airflow_provider_d6.hooks._retry import RetryPolicy
 
 DEFAULT_BASE_URL = "https://integrate.d6plus.co.za/api"
 USER_AGENT = f"airflow-provider-d6/{__version__}"
@@ -158,3 +159,21 @@ def default_verify(verify: bool | str) -> bool | str:
     if verify is True:
         return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
     return verify
+
+
+def build_policy(settings: D6Settings, retry_policy: RetryPolicy | None, max_retries: int | None) -> RetryPolicy:
+    """Return the retry policy a hook uses.
+
+    ``max_retries`` counts attempts in total (0 and 1 both mean "never retry"). An explicit
+    ``retry_policy`` kwarg is used as given unless a ``max_retries`` kwarg is given too; without
+    one, the connection's (or the default) ``max_retries`` sets the attempts.
+
+    :param settings: the resolved connection settings
+    :param retry_policy: the hook's ``retry_policy`` kwarg
+    :param max_retries: the hook's ``max_retries`` kwarg
+    """
+    if retry_policy is None:
+        return RetryPolicy(max_attempts=max(1, settings.max_retries))
+    if max_retries is None:
+        return retry_policy
+    return RetryPolicy(max(1, settings.max_retries), retry_policy.base, retry_policy.cap, retry_policy.retry_after_cap)

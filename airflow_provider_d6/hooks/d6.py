@@ -29,6 +29,7 @@ from airflow_provider_d6.exceptions import (
 from airflow_provider_d6.hooks._config import (
     USER_AGENT,
     D6Settings,
+    build_policy,
     default_verify,
     settings_from_connection,
 )
@@ -94,7 +95,7 @@ class D6Hook(FinancePlusMethods, HttpHook):
     :param requests_per_second: client-side throttle; None means adaptive
     :param activation_route: ``auto`` (v2 then v1 on route_not_found), ``v2`` or ``v1``
     :param verify: TLS verification: True, False or the path of a CA bundle
-    :param retry_policy: backoff settings; ``max_retries`` still sets the attempts
+    :param retry_policy: attempts and backoff; a ``max_retries`` kwarg overrides its attempts
     """
 
     conn_name_attr = "d6_conn_id"
@@ -124,7 +125,7 @@ class D6Hook(FinancePlusMethods, HttpHook):
             "activation_route": activation_route,
             "verify": verify,
         }
-        self._policy_template = retry_policy or RetryPolicy()
+        self._retry_policy = retry_policy
         self._lock = threading.Lock()
         self._settings: D6Settings | None = None
         self._session: requests.Session | None = None
@@ -145,6 +146,13 @@ class D6Hook(FinancePlusMethods, HttpHook):
         return self._settings  # type: ignore[return-value]
 
     @property
+    def retry_policy(self) -> RetryPolicy:
+        """Return the retry policy in effect (attempts from kwargs, the connection or defaults)."""
+        if self._session is None:
+            self._load()
+        return self._policy
+
+    @property
     def session(self) -> requests.Session:
         """Return the hook's one ``requests.Session`` (created on first use, then reused)."""
         if self._session is None:
@@ -163,13 +171,7 @@ class D6Hook(FinancePlusMethods, HttpHook):
                 mask_secret(settings.password)
             except ImportError:  # pragma: no cover - older task SDKs
                 pass
-            policy = self._policy_template
-            self._policy = RetryPolicy(
-                max_attempts=max(1, settings.max_retries),
-                base=policy.base,
-                cap=policy.cap,
-                retry_after_cap=policy.retry_after_cap,
-            )
+            self._policy = build_policy(settings, self._retry_policy, self._overrides["max_retries"])
             self._throttle = make_throttle(settings.requests_per_second)
             self._timeout = settings.timeout
             self._verify = default_verify(settings.verify)

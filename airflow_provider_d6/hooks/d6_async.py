@@ -14,6 +14,7 @@ from airflow_provider_d6.exceptions import D6ConnectionError
 from airflow_provider_d6.hooks._config import (
     USER_AGENT,
     D6Settings,
+    build_policy,
     default_verify,
     settings_from_connection,
 )
@@ -46,7 +47,7 @@ class D6AsyncHook(BaseHook):
     :param max_retries: attempts per request for transient failures (default 5)
     :param requests_per_second: client-side throttle; None means adaptive
     :param verify: TLS verification: True, False or the path of a CA bundle
-    :param retry_policy: backoff settings; ``max_retries`` still sets the attempts
+    :param retry_policy: attempts and backoff; a ``max_retries`` kwarg overrides its attempts
     """
 
     conn_name_attr = "d6_conn_id"
@@ -72,7 +73,7 @@ class D6AsyncHook(BaseHook):
             "requests_per_second": requests_per_second,
             "verify": verify,
         }
-        self._policy_template = retry_policy or RetryPolicy()
+        self._retry_policy = retry_policy
         self._settings: D6Settings | None = None
         self._session: aiohttp.ClientSession | None = None
         self._loading: asyncio.Lock | None = None
@@ -97,8 +98,7 @@ class D6AsyncHook(BaseHook):
                     mask_secret(settings.password)
                 except ImportError:  # pragma: no cover - older task SDKs
                     pass
-                policy = self._policy_template
-                self._policy = RetryPolicy(max(1, settings.max_retries), policy.base, policy.cap, policy.retry_after_cap)
+                self._policy = build_policy(settings, self._retry_policy, self._overrides["max_retries"])
                 self._throttle = make_throttle(settings.requests_per_second)
                 headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **settings.auth_headers()}
                 self._session = aiohttp.ClientSession(

@@ -135,3 +135,15 @@ def test_repr_shows_conn_and_url_only(monkeypatch):
 def test_session_pool_fits_32_threads(monkeypatch):
     adapter = D6Hook(_conn(monkeypatch)).session.get_adapter("https://d6.example.test/api")
     assert adapter._pool_maxsize >= 32
+
+
+def test_retry_policy_attempts_precedence(monkeypatch):
+    from airflow_provider_d6.hooks._retry import RetryPolicy
+
+    fast = RetryPolicy(max_attempts=2, base=0.01, cap=0.02)
+    conn_id = _conn(monkeypatch, max_retries=7)
+    assert D6Hook(conn_id).retry_policy.max_attempts == 7  # the extra
+    assert D6Hook(conn_id, retry_policy=fast).retry_policy == fast  # an explicit policy kwarg
+    combined = D6Hook(conn_id, retry_policy=fast, max_retries=4).retry_policy  # kwarg over policy
+    assert (combined.max_attempts, combined.base, combined.cap) == (4, 0.01, 0.02)
+    assert D6Hook(_conn(monkeypatch)).retry_policy.max_attempts == 5  # the default
