@@ -19,7 +19,9 @@ def main() -> None:
 
     hook = D6Hook(d6_conn_id=spec["conn_id"])
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    learners = hook.iter_learners(spec["school_id"], **spec["filters"])
+    learners = itertools.chain.from_iterable(
+        hook.iter_learners(school_id, **spec["filters"]) for school_id in spec["schools"]
+    )
     records = sum(1 for _ in itertools.islice(learners, spec["records"]))
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(json.dumps({"records": records, "maxrss_before_mb": before, "maxrss_mb": after}))

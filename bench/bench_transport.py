@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -203,15 +204,22 @@ def cpu_per_request(cfg: Config) -> list[Result]:
     ]
 
 
-def _finance_school(handle: Any, hook: Any) -> int:
-    """Return the first school, with an activated integration so that Finance+ answers for it."""
-    school_id = min(int(row["school_id"]) for row in handle.control.data("schools"))
+def _finance_schools(handle: Any, hook: Any) -> list[int]:
+    """Return every school, each with an activated integration so that Finance+ answers for it."""
     listed = integration_states(handle.control)
-    if not any(active for (school, _), active in listed.items() if school == school_id):
-        if (school_id, ADMIN_API) not in listed:
-            handle.control.authorise(school_id, ADMIN_API)
-        hook.set_client_integration_state(school_id, ADMIN_API, True)
-    return school_id
+    schools = sorted(int(row["school_id"]) for row in handle.control.data("schools"))
+    for school_id in schools:
+        if not any(active for (school, _), active in listed.items() if school == school_id):
+            if (school_id, ADMIN_API) not in listed:
+                handle.control.authorise(school_id, ADMIN_API)
+            hook.set_client_integration_state(school_id, ADMIN_API, True)
+    return schools
+
+
+def _learners(hook: Any, schools: list[int], filters: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Yield the learners of *schools*, one school after the other, as an export would."""
+    for school_id in schools:
+        yield from hook.iter_learners(school_id, **filters)
 
 
 def pagination(cfg: Config) -> list[Result]:
@@ -221,13 +229,18 @@ def pagination(cfg: Config) -> list[Result]:
     """
     d6_hook = require("airflow_provider_d6.hooks.d6", "D6Hook").D6Hook
     records = cfg.sizes.pagination_records
-    with sandbox(schools=1, learners_per_school=records) as handle:
+    # The sandbox caps a school below 100,000 learners: the walk spans as few schools as it can.
+    per_school = min(records, 50_000)
+    with sandbox(schools=-(-records // per_school), learners_per_school=per_school) as handle:
         conn_id = set_connection("d6_bench_pages", handle)
         hook = d6_hook(d6_conn_id=conn_id)
-        school_id = _finance_school(handle, hook)
+        schools = _finance_schools(handle, hook)
         filters = {"all_accounts": True}
+        # The sandbox builds a school's learners on first access: do that before measuring.
+        for school_id in schools:
+            next(iter(hook.iter_learners(school_id, **filters)))
         handle.control.clear_requests()
-        probe = sum(1 for _ in itertools.islice(hook.iter_learners(school_id, **filters), 200))
+        probe = sum(1 for _ in itertools.islice(_learners(hook, schools, filters), 200))
         log = [LoggedRequest.from_log(entry) for entry in requests_log(handle.control)]
         first = log[0]
         follow = log[1] if len(log) > 1 else first
@@ -240,21 +253,24 @@ def pagination(cfg: Config) -> list[Result]:
         bare = BareClient(handle)
 
         def hook_walk() -> int:
-            return sum(
-                1 for _ in itertools.islice(hook.iter_learners(school_id, **filters), records)
-            )
+            return sum(1 for _ in itertools.islice(_learners(hook, schools, filters), records))
 
         def bare_walk() -> int:
-            count, body = 0, bare.send(first)
-            while True:
-                for _record in body["data"]:
-                    count += 1
-                    if count >= records:
-                        return count
-                cursor = (body.get("meta") or {}).get("next_cursor")
-                if not cursor:
-                    return count
-                body = bare.send(follow, cursor=cursor)
+            count = 0
+            for school_id in schools:
+                body = bare.send(dataclasses.replace(first, school_id=school_id))
+                while True:
+                    for _record in body["data"]:
+                        count += 1
+                        if count >= records:
+                            return count
+                    cursor = (body.get("meta") or {}).get("next_cursor")
+                    if not cursor:
+                        break
+                    body = bare.send(
+                        dataclasses.replace(follow, school_id=school_id), cursor=cursor
+                    )
+            return count
 
         rounds = []
         for number, hook_first in alternating(cfg.rounds):
@@ -297,6 +313,7 @@ def pagination(cfg: Config) -> list[Result]:
                 ),
                 details={
                     "records": rounds[0]["records"],
+                    "schools": len(schools),
                     "probe_records": probe,
                     "first_request": vars(first),
                     "next_request": vars(follow),
@@ -306,18 +323,18 @@ def pagination(cfg: Config) -> list[Result]:
                 },
             )
         ]
-        results.append(_memory(cfg, conn_id, school_id, filters))
+        results.append(_memory(cfg, conn_id, schools, filters))
         return results
 
 
-def _memory(cfg: Config, conn_id: str, school_id: int, filters: dict[str, Any]) -> Result:
+def _memory(cfg: Config, conn_id: str, schools: list[int], filters: dict[str, Any]) -> Result:
     """Stream each size in a fresh interpreter so that the two peaks are independent."""
     small, large = cfg.sizes.memory_sizes
     rounds = []
     for number, small_first in alternating(cfg.rounds):
         peaks = {}
         for size in (small, large) if small_first else (large, small):
-            spec = {"conn_id": conn_id, "school_id": school_id, "records": size, "filters": filters}
+            spec = {"conn_id": conn_id, "schools": schools, "records": size, "filters": filters}
             peaks[size] = run_child([str(BENCH_DIR / "_memory_child.py"), json.dumps(spec)])
         if peaks[small]["records"] != small or peaks[large]["records"] != large:
             raise RuntimeError(f"the memory children streamed {peaks} records")
