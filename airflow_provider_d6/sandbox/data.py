@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -174,7 +175,8 @@ def _make_school(rng: random.Random, school_id: int, used: set[str]) -> dict[str
                 break
         short = name.replace(" Primary School", " Primary").replace(" High School", " High")
     used.add(name)
-    domain = "".join(ch for ch in short.lower() if ch.isalnum())[:20] + ".co.za"
+    ascii_name = unicodedata.normalize("NFKD", short).encode("ascii", "ignore").decode()
+    domain = "".join(ch for ch in ascii_name.lower() if ch.isalnum())[:20] + ".co.za"
     independent = rng.random() < 0.3
     area = rng.choice(["012", "011", "021", "031", "041", "051", "015", "013", "018", "053"])
     street = rng.randint(1, 250)
@@ -267,7 +269,7 @@ def _make_book(district: District, school_id: int) -> SchoolBook:
                 "parent1_id": family_parents[0]["parent_id"],
                 "parent2_id": family_parents[1]["parent_id"] if len(family_parents) > 1 else None,
                 "accountable_person_id": payer["parent_id"],
-                "status": "Left" if rng.random() < 0.07 else "Current",
+                "status": "Left" if rng.random() < 0.1 else "Current",
             })
     category_ids = sorted(rng.sample(range(3, 90), k=min(len(names.CATEGORY_NAMES), rng.randint(4, 7))))
     categories = [{"id": cid, "name": cname} for cid, cname in zip(category_ids, names.CATEGORY_NAMES)]

@@ -197,18 +197,29 @@ def build_ledger(rng: random.Random, today: dt.date, first_id: int, persons: lis
         lines = [(fees_id, fee_base + (30_000 if learner["grade"] in senior else 0))]
         for category_id in rng.sample(extras, k=min(len(extras), rng.choice((0, 0, 1, 2)))):
             lines.append((category_id, rng.randint(3, 18) * 5_000))
-        stop = rng.randint(1, len(months) - 1) if learner["status"] == "Left" else len(months)
+        left = learner["status"] == "Left"
+        stop = rng.randint(1, len(months) - 1) if left else len(months)
+        owing = dict.fromkeys((category_id for category_id, _ in lines), 0)
         for month in months[:stop]:
             paid_on = month + pay_day
             for category_id, cents in lines:
                 append(Txn(pid, month, learner_id, category_id, 0, cents))
+                owing[category_id] += cents
                 if paid_on > last_day:
                     continue
                 roll = draw()
                 if roll < pay_chance:
                     append(Txn(pid, paid_on, learner_id, category_id, 1, -cents))
+                    owing[category_id] -= cents
                 elif roll < pay_chance + 0.1:
                     append(Txn(pid, paid_on, learner_id, category_id, 2, -(cents // 2)))
+                    owing[category_id] -= cents // 2
+        if left and draw() < 0.8:
+            # Most families settle when a learner leaves, which closes accounts with no other learner.
+            settle_on = min(months[stop - 1] + 20, last_day)
+            for category_id, cents in owing.items():
+                if cents > 0:
+                    append(Txn(pid, settle_on, learner_id, category_id, 1, -cents))
         if draw() < 0.03:
             append(Txn(pid, months[0], learner_id, fees_id, 3, -15_000))
     txns.sort()

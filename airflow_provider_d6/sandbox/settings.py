@@ -120,10 +120,13 @@ async def v1_change_client_state(ctx: RequestContext) -> web.Response:
     if not isinstance(body, dict):
         return v1_error(400, "Bad Request", "The request body must be a JSON object.")
     errors: dict[str, str] = {}
-    api_type_id = parse_int(body.get("api_type_id"), "api_type_id", errors)
+    for name in ("api_type_id", "state"):
+        if body.get(name) is None:
+            errors[name] = f"The {name} field is required."
+    api_type_id = parse_int(body["api_type_id"], "api_type_id", errors) if "api_type_id" not in errors else None
     if "api_type_id" not in errors and api_type_id not in API_TYPES:
         errors["api_type_id"] = "The api_type_id is invalid"
-    state = parse_bool(body.get("state"), "state", errors)
+    state = parse_bool(body["state"], "state", errors) if "state" not in errors else None
     if errors:
         return v1_error(400, "Bad Request", "; ".join(errors.values()))
     integration = _find(ctx, ctx.item_id, api_type_id)

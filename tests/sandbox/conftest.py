@@ -1,0 +1,20 @@
+"""Fixtures of the sandbox's own tests: a small district and a raw d6 client for it."""
+
+from __future__ import annotations
+
+import pytest
+from sandbox_client import D6Client
+
+from airflow_provider_d6.sandbox.testing import SandboxHandle
+
+
+@pytest.fixture
+def small(make_sandbox) -> SandboxHandle:
+    """A sandbox with a district small enough that a test can walk all of it."""
+    return make_sandbox(schools=8, learners_per_school=60)
+
+
+@pytest.fixture
+def d6(small) -> D6Client:
+    """A raw d6 client of the small sandbox."""
+    return D6Client(small)
