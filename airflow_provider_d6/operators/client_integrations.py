@@ -102,8 +102,9 @@ class ClientIntegrationsOperator(BaseOperator):
             return self._fetch(school_id, api_type_id)
         if state is not None and self.desired_states is not None:
             raise D6InputError(
-                "give either state (with school_id and api_type_id) or desired_states, not both",
+                "cannot be combined with state",
                 field="desired_states",
+                allowed="None when state (with school_id and api_type_id) is given",
             )
         if state is not None:
             for field, value in (("school_id", school_id), ("api_type_id", api_type_id)):

@@ -131,39 +131,41 @@ class ClientIntegrationTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until the condition holds, the deadline passes or a non-transient error occurs."""
-        what = describe_wait(self.school_id, self.api_type_id, self.until)
         hook = D6AsyncHook(d6_conn_id=self.d6_conn_id)
         try:
-            polls = 0
-            while True:
-                polls += 1
-                try:
-                    record = await hook.get_client_integration(self.school_id, self.api_type_id)
-                except D6NotAuthorisedError:
-                    # Not expected from Get Client Integrations (it takes no school header), but it
-                    # means exactly "not authorised yet", which is something to wait out.
-                    record = None
-                except TRANSIENT_ERRORS as err:
-                    self.log.warning("Still waiting for %s; this poll failed: %s", what, err)
-                    record = None
-                except D6Error as err:
-                    yield TriggerEvent({"status": "error", "message": f"Waiting for {what}: {err}"})
-                    return
-                if condition_met(record, self.until):
-                    self.log.info("Condition met after %d poll(s): %s.", polls, what)
-                    yield TriggerEvent({"status": "success", "record": record})
-                    return
-                remaining = self.deadline - time.time()
-                if remaining <= 0:
-                    yield TriggerEvent(
-                        {
-                            "status": "timeout",
-                            "message": f"Timed out after {self.timeout:g}s waiting for {what} "
-                            f"({polls} poll(s)).",
-                            "soft_fail": self.soft_fail,
-                        }
-                    )
-                    return
-                await asyncio.sleep(min(self.poke_interval, remaining))
+            payload = await self._wait(hook)
         finally:
+            # Closed before the event is yielded: the triggerer may drop the generator right
+            # after the first event, and a suspended cleanup would then never run.
             await hook.close()
+        yield TriggerEvent(payload)
+
+    async def _wait(self, hook: D6AsyncHook) -> dict[str, Any]:
+        """Return the event payload: success, timeout or error."""
+        what = describe_wait(self.school_id, self.api_type_id, self.until)
+        polls = 0
+        while True:
+            polls += 1
+            try:
+                record = await hook.get_client_integration(self.school_id, self.api_type_id)
+            except D6NotAuthorisedError:
+                # Not expected from Get Client Integrations (it takes no school header), but it
+                # means exactly "not authorised yet", which is something to wait out.
+                record = None
+            except TRANSIENT_ERRORS as err:
+                self.log.warning("Still waiting for %s; this poll failed: %s", what, err)
+                record = None
+            except D6Error as err:
+                return {"status": "error", "message": f"Waiting for {what}: {err}"}
+            if condition_met(record, self.until):
+                self.log.info("Condition met after %d poll(s): %s.", polls, what)
+                return {"status": "success", "record": record}
+            remaining = self.deadline - time.time()
+            if remaining <= 0:
+                return {
+                    "status": "timeout",
+                    "message": f"Timed out after {self.timeout:g}s waiting for {what} "
+                    f"({polls} poll(s)).",
+                    "soft_fail": self.soft_fail,
+                }
+            await asyncio.sleep(min(self.poke_interval, remaining))
