@@ -371,3 +371,6 @@ def _describe(entry: dict[str, Any]) -> str:
         f" ({entry['api_type']})" if entry.get("api_type") else ""
     )
     return f"{school} {api_type} → {_state_word(entry['desired'])}"
+
+
+__all__ = ["ClientIntegrationsOperator", "format_table", "is_activated", "parse_desired_states"]
