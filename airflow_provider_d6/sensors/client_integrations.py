@@ -20,6 +20,7 @@ from airflow_provider_d6.triggers.client_integrations import (
     ClientIntegrationTrigger,
     condition_met,
     describe_wait,
+    is_activated,
 )
 
 if TYPE_CHECKING:
@@ -131,8 +132,11 @@ class ClientIntegrationSensor(BaseSensorOperator):
         if condition_met(record, self.until):
             self.log.info("Condition met: %s.", what)
             return PokeReturnValue(is_done=True, xcom_value=record)
-        state = "not listed" if record is None else record.get("activated_by_integrator")
-        self.log.info("Waiting for %s (now: %s).", what, state)
+        if record is None:
+            now = "not authorised by the school"
+        else:
+            now = "activated" if is_activated(record) else "authorised, not activated"
+        self.log.info("Waiting for %s (now: %s).", what, now)
         return PokeReturnValue(is_done=False)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
