@@ -1,4 +1,4 @@
-"""The provider's registration with Airflow: metadata, entry point, connection form, CLI smoke checks."""
+"""The provider's registration with Airflow: metadata, entry point, connection form, CLI."""
 
 from __future__ import annotations
 
@@ -32,8 +32,15 @@ def _module_exists(module: str) -> bool:
 
 def _airflow(*args: str) -> subprocess.CompletedProcess[str]:
     # The test environment (AIRFLOW_HOME, SQLite, no examples) is inherited from tests/conftest.py.
-    return subprocess.run([str(AIRFLOW_BIN), *args], capture_output=True, text=True, timeout=180,
-                          env=dict(os.environ), cwd=PROJECT_ROOT)
+    return subprocess.run(
+        [str(AIRFLOW_BIN), *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=dict(os.environ),
+        cwd=PROJECT_ROOT,
+        check=False,  # the caller asserts on the return code and shows stderr
+    )
 
 
 def _json_output(result: subprocess.CompletedProcess[str]) -> list[dict]:
@@ -63,14 +70,21 @@ def test_provider_info_validates_against_airflows_own_schema(provider_info):
 
 
 def test_entry_point_and_package_name_match_the_installed_distribution(provider_info):
-    entry_points = [ep for ep in importlib.metadata.entry_points(group="apache_airflow_provider")
-                    if ep.value.startswith("airflow_provider_d6.")]
+    entry_points = [
+        ep
+        for ep in importlib.metadata.entry_points(group="apache_airflow_provider")
+        if ep.value.startswith("airflow_provider_d6.")
+    ]
     assert len(entry_points) == 1
     entry_point = entry_points[0]
     assert entry_point.load() is get_provider_info
     distribution = entry_point.dist.name
     assert provider_info["package-name"] == _canonical(distribution) == "airflow-provider-d6"
-    assert provider_info["versions"][0] == importlib.metadata.version(distribution) == airflow_provider_d6.__version__
+    assert (
+        provider_info["versions"][0]
+        == importlib.metadata.version(distribution)
+        == airflow_provider_d6.__version__
+    )
 
 
 def test_provider_info_module_imports_nothing_heavy():
@@ -79,8 +93,13 @@ def test_provider_info_module_imports_nothing_heavy():
         "print(sorted(k for k in sys.modules if k.split('.')[0] in "
         "('airflow', 'airflow_provider_d6', 'requests', 'aiohttp', 'pendulum')))"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert json.loads(result.stdout.replace("'", '"')) == ["airflow_provider_d6", "airflow_provider_d6.get_provider_info"]
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert json.loads(result.stdout.replace("'", '"')) == [
+        "airflow_provider_d6",
+        "airflow_provider_d6.get_provider_info",
+    ]
 
 
 def test_d6_connection_form_hides_relabels_and_explains(d6_connection_type):
@@ -111,8 +130,12 @@ def test_d6_connection_extras_are_declared_with_valid_json_schemas(d6_connection
 
 
 def test_every_listed_module_imports(provider_info):
-    listed = [m for kind in ("hooks", "operators", "sensors", "triggers")
-              for entry in provider_info.get(kind, []) for m in entry["python-modules"]]
+    listed = [
+        m
+        for kind in ("hooks", "operators", "sensors", "triggers")
+        for entry in provider_info.get(kind, [])
+        for m in entry["python-modules"]
+    ]
     missing = [m for m in listed if not _module_exists(m)]
     for module in listed:
         if module not in missing:
@@ -139,7 +162,9 @@ def test_airflow_providers_hooks_shows_the_d6_type():
     assert d6[0]["package_name"] == "airflow-provider-d6"
 
 
-@pytest.mark.skipif(not _module_exists(TRIGGER_MODULE), reason=f"{TRIGGER_MODULE} is not written yet")
+@pytest.mark.skipif(
+    not _module_exists(TRIGGER_MODULE), reason=f"{TRIGGER_MODULE} is not written yet"
+)
 def test_airflow_providers_triggers_lists_our_trigger():
     triggers = _json_output(_airflow("providers", "triggers", "-o", "json"))
     ours = [t for t in triggers if t.get("package_name") == "airflow-provider-d6"]

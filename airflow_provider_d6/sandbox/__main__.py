@@ -22,28 +22,59 @@ PASSWORD_ENV = "D6_SANDBOX_PASSWORD"
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the command-line parser."""
-    parser = argparse.ArgumentParser(prog="d6-sandbox", description="A local emulator of the d6+ Integrate API.")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (loopback unless --allow-non-loopback)")
+    parser = argparse.ArgumentParser(
+        prog="d6-sandbox", description="A local emulator of the d6+ Integrate API."
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (loopback unless --allow-non-loopback)"
+    )
     parser.add_argument("--port", type=int, default=8600, help="port to bind; 0 picks a free one")
     parser.add_argument("--username", default="sandbox-user", help="integrator username to accept")
-    parser.add_argument("--password", default=os.environ.get(PASSWORD_ENV, "sandbox-pass"),
-                        help=f"integrator password to accept (default: ${PASSWORD_ENV} or sandbox-pass)")
+    parser.add_argument(
+        "--password",
+        default=os.environ.get(PASSWORD_ENV, "sandbox-pass"),
+        help=f"integrator password to accept (default: ${PASSWORD_ENV} or sandbox-pass)",
+    )
     parser.add_argument("--seed", type=int, default=1, help="seed of the generated district")
     parser.add_argument("--schools", type=int, default=25, help="number of schools (ids from 1000)")
     parser.add_argument("--learners-per-school", type=int, default=400)
-    parser.add_argument("--rate-limit", type=float, default=20.0,
-                        help="requests per second per credential (0 turns limiting off)")
-    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every d6 response")
-    parser.add_argument("--fault-rate", type=float, default=0.0, help="fraction of d6 requests given a fault")
-    parser.add_argument("--fault-kinds", default="500,502,503,429",
-                        help=f"comma-separated kinds for --fault-rate: {','.join(KINDS)}")
-    parser.add_argument("--max-allowed-limit", type=int, default=50, help="largest page size accepted")
-    parser.add_argument("--default-limit", type=int, default=10, help="page size when none is asked for")
-    parser.add_argument("--activation-delay-s", type=float, default=0.0,
-                        help="seconds after activation before Finance+ answers for a school (live: 60-120)")
-    parser.add_argument("--tls", action="store_true", help="serve https with a generated self-signed CA")
-    parser.add_argument("--allow-non-loopback", action="store_true",
-                        help="permit --host to be an address other machines can reach")
+    parser.add_argument(
+        "--rate-limit",
+        type=float,
+        default=20.0,
+        help="requests per second per credential (0 turns limiting off)",
+    )
+    parser.add_argument(
+        "--latency-ms", type=float, default=0.0, help="delay added to every d6 response"
+    )
+    parser.add_argument(
+        "--fault-rate", type=float, default=0.0, help="fraction of d6 requests given a fault"
+    )
+    parser.add_argument(
+        "--fault-kinds",
+        default="500,502,503,429",
+        help=f"comma-separated kinds for --fault-rate: {','.join(KINDS)}",
+    )
+    parser.add_argument(
+        "--max-allowed-limit", type=int, default=50, help="largest page size accepted"
+    )
+    parser.add_argument(
+        "--default-limit", type=int, default=10, help="page size when none is asked for"
+    )
+    parser.add_argument(
+        "--activation-delay-s",
+        type=float,
+        default=0.0,
+        help="seconds after activation before Finance+ answers for a school (live: 60-120)",
+    )
+    parser.add_argument(
+        "--tls", action="store_true", help="serve https with a generated self-signed CA"
+    )
+    parser.add_argument(
+        "--allow-non-loopback",
+        action="store_true",
+        help="permit --host to be an address other machines can reach",
+    )
     return parser
 
 
@@ -89,15 +120,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not is_loopback(args.host) and not args.allow_non_loopback:
-        parser.error(f"refusing to bind {args.host}: the sandbox accepts any caller with its well-known "
-                     "credentials; pass --allow-non-loopback to bind a non-loopback address")
+        parser.error(
+            f"refusing to bind {args.host}: the sandbox accepts any caller with its well-known "
+            "credentials; pass --allow-non-loopback to bind a non-loopback address"
+        )
     kinds = [kind.strip() for kind in args.fault_kinds.split(",") if kind.strip()]
     try:
         sandbox = Sandbox(
-            username=args.username, password=args.password, seed=args.seed, schools=args.schools,
-            learners_per_school=args.learners_per_school, rate_limit=args.rate_limit,
-            latency_ms=args.latency_ms, fault_rate=args.fault_rate, fault_kinds=kinds,
-            max_allowed_limit=args.max_allowed_limit, default_limit=args.default_limit,
+            username=args.username,
+            password=args.password,
+            seed=args.seed,
+            schools=args.schools,
+            learners_per_school=args.learners_per_school,
+            rate_limit=args.rate_limit,
+            latency_ms=args.latency_ms,
+            fault_rate=args.fault_rate,
+            fault_kinds=kinds,
+            max_allowed_limit=args.max_allowed_limit,
+            default_limit=args.default_limit,
             activation_delay_s=args.activation_delay_s,
         )
     except ValueError as exc:
@@ -105,7 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         asyncio.run(_serve(args, sandbox))
     except OSError as exc:
-        print(f"d6-sandbox: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        print(
+            f"d6-sandbox: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

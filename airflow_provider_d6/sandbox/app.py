@@ -1,4 +1,4 @@
-"""The sandbox server: d6's routes behind auth, rate limit and fault injection, plus the control API.
+"""The sandbox server: d6's routes behind auth, rate limit and faults, plus the control API.
 
 Built on aiohttp's low-level server (one handler, a dict of routes, no middlewares) so that the
 sandbox is never the slow side of a benchmark. All state lives on the server's event loop.
@@ -51,30 +51,52 @@ _FIN = "v2/finplus/debtmanagement"
 _ALL = ("GET", "POST", "PATCH", "DELETE")
 ROUTES: dict[str, Route] = {
     "v2/settings/clientintegrations": Route(
-        {"GET": settings.get_client_integrations, "POST": settings.change_client_integration_state,
-         "PATCH": settings.change_client_integration_state}, school_scoped=False),
+        {
+            "GET": settings.get_client_integrations,
+            "POST": settings.change_client_integration_state,
+            "PATCH": settings.change_client_integration_state,
+        },
+        school_scoped=False,
+    ),
     "v1/settings/clients": Route(
         {"GET": settings.v1_get_clients},
         {"GET": settings.v1_get_clients, "PATCH": settings.v1_change_client_state},
-        school_scoped=False, id_name="school_id"),
-    f"{_NOTES}/communicationtypes": Route({"GET": finance.get_communication_types},
-                                          {"GET": finance.get_communication_types}),
+        school_scoped=False,
+        id_name="school_id",
+    ),
+    f"{_NOTES}/communicationtypes": Route(
+        {"GET": finance.get_communication_types}, {"GET": finance.get_communication_types}
+    ),
     f"{_NOTES}/notetypes": Route({"GET": finance.get_note_types}, {"GET": finance.get_note_types}),
-    f"{_NOTES}/notes": Route({m: finance.notes for m in _ALL}, {m: finance.notes for m in ("GET", "PATCH", "DELETE")},
-                             id_name="note_id"),
-    f"{_NOTES}/promisetopays": Route({"GET": finance.promises_to_pay, "DELETE": finance.promises_to_pay},
-                                     {"GET": finance.promises_to_pay, "DELETE": finance.promises_to_pay},
-                                     id_name="promise_to_pay_id"),
+    f"{_NOTES}/notes": Route(
+        {m: finance.notes for m in _ALL},
+        {m: finance.notes for m in ("GET", "PATCH", "DELETE")},
+        id_name="note_id",
+    ),
+    f"{_NOTES}/promisetopays": Route(
+        {"GET": finance.promises_to_pay, "DELETE": finance.promises_to_pay},
+        {"GET": finance.promises_to_pay, "DELETE": finance.promises_to_pay},
+        id_name="promise_to_pay_id",
+    ),
     f"{_FIN}/ageanalysis": Route({"GET": finance.age_analysis}),
     f"{_FIN}/financialtransactions": Route({"GET": finance.financial_transactions}),
-    f"{_FIN}/schools": Route({"GET": finance.schools}, {"GET": finance.schools}, school_scoped=False,
-                             id_name="school_id"),
-    f"{_FIN}/accountablepersons": Route({"GET": finance.accountable_persons}, {"GET": finance.accountable_persons},
-                                       id_name="accountable_person_id"),
-    f"{_FIN}/learners": Route({"GET": finance.learners}, {"GET": finance.learners}, id_name="learner_id"),
-    f"{_FIN}/transactiontypes": Route({"GET": finance.get_transaction_types}, {"GET": finance.get_transaction_types}),
-    f"{_FIN}/transactioncategories": Route({"GET": finance.get_transaction_categories},
-                                           {"GET": finance.get_transaction_categories}),
+    f"{_FIN}/schools": Route(
+        {"GET": finance.schools}, {"GET": finance.schools}, school_scoped=False, id_name="school_id"
+    ),
+    f"{_FIN}/accountablepersons": Route(
+        {"GET": finance.accountable_persons},
+        {"GET": finance.accountable_persons},
+        id_name="accountable_person_id",
+    ),
+    f"{_FIN}/learners": Route(
+        {"GET": finance.learners}, {"GET": finance.learners}, id_name="learner_id"
+    ),
+    f"{_FIN}/transactiontypes": Route(
+        {"GET": finance.get_transaction_types}, {"GET": finance.get_transaction_types}
+    ),
+    f"{_FIN}/transactioncategories": Route(
+        {"GET": finance.get_transaction_categories}, {"GET": finance.get_transaction_categories}
+    ),
 }
 
 
@@ -85,10 +107,22 @@ class DroppedConnection(Exception):
 class Sandbox:
     """The state of one sandbox: district, settings, faults, rate limiter and request log."""
 
-    def __init__(self, *, username: str = "sandbox-user", password: str = "sandbox-pass", seed: int = 1,
-                 schools: int = 25, learners_per_school: int = 400, rate_limit: float = 0,
-                 latency_ms: float = 0, fault_rate: float = 0.0, fault_kinds: list[str] | None = None,
-                 max_allowed_limit: int = 50, default_limit: int = 10, activation_delay_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        username: str = "sandbox-user",
+        password: str = "sandbox-pass",
+        seed: int = 1,
+        schools: int = 25,
+        learners_per_school: int = 400,
+        rate_limit: float = 0,
+        latency_ms: float = 0,
+        fault_rate: float = 0.0,
+        fault_kinds: list[str] | None = None,
+        max_allowed_limit: int = 50,
+        default_limit: int = 10,
+        activation_delay_s: float = 0.0,
+    ) -> None:
         if not 1 <= default_limit <= max_allowed_limit:
             raise ValueError("default_limit must be between 1 and max_allowed_limit")
         self._username = username.encode()
@@ -96,8 +130,11 @@ class Sandbox:
         self.seed = seed
         self.district = District(seed, schools, learners_per_school)
         self._initial_config: dict[str, Any] = {
-            "rate_limit": float(rate_limit), "latency_ms": float(latency_ms), "v2_activation_route": True,
-            "max_allowed_limit": max_allowed_limit, "default_limit": default_limit,
+            "rate_limit": float(rate_limit),
+            "latency_ms": float(latency_ms),
+            "v2_activation_route": True,
+            "max_allowed_limit": max_allowed_limit,
+            "default_limit": default_limit,
             "activation_delay_s": float(activation_delay_s),
         }
         self._initial_faults: dict[str, Any] = {"rate": fault_rate, "kinds": fault_kinds}
@@ -124,7 +161,9 @@ class Sandbox:
             if name not in merged:
                 raise ValueError(f"unknown setting {name!r}; known: {', '.join(sorted(merged))}")
             if value is not None:
-                merged[name] = bool(value) if name == "v2_activation_route" else type(merged[name])(value)
+                merged[name] = (
+                    bool(value) if name == "v2_activation_route" else type(merged[name])(value)
+                )
         if not 1 <= merged["default_limit"] <= merged["max_allowed_limit"]:
             raise ValueError("default_limit must be between 1 and max_allowed_limit")
         if merged["rate_limit"] < 0 or merged["latency_ms"] < 0 or merged["activation_delay_s"] < 0:
@@ -147,7 +186,9 @@ class Sandbox:
         username = headers.get("HTTP-X-USERNAME", "").encode()
         password = headers.get("HTTP-X-PASSWORD", "").encode()
         # Compare both in constant time so neither leaks through timing.
-        return hmac.compare_digest(username, self._username) & hmac.compare_digest(password, self._password)
+        return hmac.compare_digest(username, self._username) & hmac.compare_digest(
+            password, self._password
+        )
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """Serve one request: the control API, or a d6 call through faults, limits and routes."""
@@ -159,8 +200,13 @@ class Sandbox:
         method = request.method
         school_header = request.headers.get(SCHOOL_HEADER)
         entry: dict[str, Any] = {
-            "method": method, "path": path, "query": dict(request.query), "status": None, "fault": None,
-            "school_id": _int_or_none(school_header), "ts": time.time(),
+            "method": method,
+            "path": path,
+            "query": dict(request.query),
+            "status": None,
+            "fault": None,
+            "school_id": _int_or_none(school_header),
+            "ts": time.time(),
         }
         self.log.append(entry)
         fault = self.faults.choose(method, path) if self.faults.rate or self.faults.script else None
@@ -185,8 +231,9 @@ class Sandbox:
             response = truncate(response)
         return response
 
-    async def _answer(self, request: web.BaseRequest, method: str, path: str,
-                      school_header: str | None) -> web.Response:
+    async def _answer(
+        self, request: web.BaseRequest, method: str, path: str, school_header: str | None
+    ) -> web.Response:
         wait = self.limiter.acquire(request.headers.get("HTTP-X-USERNAME", ""))
         if wait:
             return error_response(429, "Too Many Attempts.", headers={"Retry-After": str(wait)})
@@ -214,7 +261,9 @@ class Sandbox:
             item_id = None
             if item_text is not None:
                 if not item_text.lstrip("-").isdigit():
-                    raise validation_failed({route.id_name: f"The {route.id_name} must be an integer."})
+                    raise validation_failed(
+                        {route.id_name: f"The {route.id_name} must be an integer."}
+                    )
                 item_id = int(item_text)
             body = await request.read() if method in ("POST", "PATCH", "PUT", "DELETE") else b""
             ctx = RequestContext(self, method, path, request.query, item_id, school_id, body)
@@ -229,7 +278,9 @@ class Sandbox:
             raise validation_failed({SCHOOL_HEADER: f"The {SCHOOL_HEADER} header is required."})
         school_id = _int_or_none(school_header)
         if school_id is None:
-            raise validation_failed({SCHOOL_HEADER: f"The {SCHOOL_HEADER} header must be an integer."})
+            raise validation_failed(
+                {SCHOOL_HEADER: f"The {SCHOOL_HEADER} header must be an integer."}
+            )
         if school_id not in self.district.schools or not self.district.has_finance_access(
             school_id, self.config["activation_delay_s"]
         ):
@@ -259,8 +310,9 @@ def make_server(sandbox: Sandbox) -> web.Server:
     return web.Server(handler, access_log=None)
 
 
-async def start_server(sandbox: Sandbox, host: str = "127.0.0.1", port: int = 0,
-                       ssl_context: Any = None) -> tuple[web.ServerRunner, int]:
+async def start_server(
+    sandbox: Sandbox, host: str = "127.0.0.1", port: int = 0, ssl_context: Any = None
+) -> tuple[web.ServerRunner, int]:
     """Start serving *sandbox*; return the runner (for ``cleanup()``) and the bound port."""
     runner = web.ServerRunner(make_server(sandbox), handle_signals=False)
     await runner.setup()

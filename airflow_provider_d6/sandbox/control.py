@@ -20,9 +20,18 @@ if TYPE_CHECKING:
     from airflow_provider_d6.sandbox.app import Sandbox
 
 COLLECTIONS = (
-    "schools", "client_integrations", "learners", "accountable_persons", "notes", "promises_to_pay",
-    "age_analysis", "financial_transactions", "transaction_types", "transaction_categories",
-    "communication_types", "note_types",
+    "schools",
+    "client_integrations",
+    "learners",
+    "accountable_persons",
+    "notes",
+    "promises_to_pay",
+    "age_analysis",
+    "financial_transactions",
+    "transaction_types",
+    "transaction_categories",
+    "communication_types",
+    "note_types",
 )
 
 
@@ -36,7 +45,7 @@ class ControlError(Exception):
 
 async def handle_control(sandbox: Sandbox, request: web.BaseRequest) -> web.Response:
     """Serve one ``/_sandbox/...`` request."""
-    name = request.path[len("/_sandbox/"):].strip("/")
+    name = request.path[len("/_sandbox/") :].strip("/")
     method = request.method
     try:
         body = await _body(request)
@@ -70,7 +79,9 @@ async def handle_control(sandbox: Sandbox, request: web.BaseRequest) -> web.Resp
             return json_response({"ok": True})
         if name.startswith("data/") and method == "GET":
             school_id = request.query.get("school_id")
-            return json_response(ground_truth(sandbox, name[len("data/"):], int(school_id) if school_id else None))
+            return json_response(
+                ground_truth(sandbox, name[len("data/") :], int(school_id) if school_id else None)
+            )
         raise ControlError(f"unknown control route {method} /_sandbox/{name}", 404)
     except ControlError as exc:
         return json_response({"error": str(exc)}, exc.status)
@@ -109,7 +120,9 @@ def _authorise(sandbox: Sandbox, body: dict[str, Any], authorise: bool) -> dict[
         return {"school_id": school_id, "api_type_id": api_type_id, "removed": removed is not None}
     integration = district.integrations.get(key)
     if integration is None:
-        integration = district.integrations[key] = Integration(school_id, api_type_id, activated=False)
+        integration = district.integrations[key] = Integration(
+            school_id, api_type_id, activated=False
+        )
     return district.integration_record(integration)
 
 
@@ -124,14 +137,22 @@ def ground_truth(sandbox: Sandbox, collection: str, school_id: int | None) -> li
     """
     district = sandbox.district
     if collection not in COLLECTIONS:
-        raise ControlError(f"unknown collection {collection!r}; known: {', '.join(COLLECTIONS)}", 404)
+        raise ControlError(
+            f"unknown collection {collection!r}; known: {', '.join(COLLECTIONS)}", 404
+        )
     if collection == "schools":
         return list(district.schools.values())
     if collection == "client_integrations":
-        return [district.integration_record(i) for i in district.sorted_integrations()
-                if school_id in (None, i.school_id)]
-    lookups = {"transaction_types": names.TRANSACTION_TYPES, "communication_types": names.COMMUNICATION_TYPES,
-               "note_types": names.NOTE_TYPES}
+        return [
+            district.integration_record(i)
+            for i in district.sorted_integrations()
+            if school_id in (None, i.school_id)
+        ]
+    lookups = {
+        "transaction_types": names.TRANSACTION_TYPES,
+        "communication_types": names.COMMUNICATION_TYPES,
+        "note_types": names.NOTE_TYPES,
+    }
     if collection in lookups:
         return [{"id": i, "name": n} for i, n in lookups[collection]]
     if school_id is not None:

@@ -26,7 +26,12 @@ FIRST_SCHOOL_ID = 1000
 # Per-school id spaces: each entity gets its own block so that an id of one kind is never
 # accidentally valid as another kind (a learner id passed as an accountable person id is a 404).
 ID_BLOCK = 10_000_000
-LEARNER_OFFSET, PERSON_OFFSET, NOTE_OFFSET, PROMISE_OFFSET = 1_000_000, 2_000_000, 3_000_000, 4_000_000
+LEARNER_OFFSET, PERSON_OFFSET, NOTE_OFFSET, PROMISE_OFFSET = (
+    1_000_000,
+    2_000_000,
+    3_000_000,
+    4_000_000,
+)
 MAX_LEARNERS_PER_SCHOOL = 100_000
 
 # Seeded integration layout, by school index k = school_id - 1000 (documented in the README):
@@ -34,7 +39,12 @@ MAX_LEARNERS_PER_SCHOOL = 100_000
 #   k % 4 == 1: API 8 authorised but not activated only (Finance+ answers 401 until activated)
 #   k % 4 == 2: API 8 and API 9 both activated
 #   k % 4 == 3: nothing authorised (the school lists no integration; every call is refused)
-LAYOUT: dict[int, dict[int, bool]] = {0: {8: True, 9: False}, 1: {8: False}, 2: {8: True, 9: True}, 3: {}}
+LAYOUT: dict[int, dict[int, bool]] = {
+    0: {8: True, 9: False},
+    1: {8: False},
+    2: {8: True, 9: True},
+    3: {},
+}
 
 
 @dataclass
@@ -120,7 +130,11 @@ class District:
         now = time.monotonic()
         for api_type_id in API_TYPES:
             integration = self.integrations.get((school_id, api_type_id))
-            if integration and integration.activated and now - integration.activated_at >= activation_delay_s:
+            if (
+                integration
+                and integration.activated
+                and now - integration.activated_at >= activation_delay_s
+            ):
                 return True
         return False
 
@@ -137,7 +151,9 @@ class District:
             book = self._books[school_id] = _make_book(self, school_id)
         return book
 
-    def note_record(self, book: SchoolBook, note: dict[str, Any], with_promises: bool) -> dict[str, Any]:
+    def note_record(
+        self, book: SchoolBook, note: dict[str, Any], with_promises: bool
+    ) -> dict[str, Any]:
         """Render a stored note; embed its live promises when asked."""
         record = {k: v for k, v in note.items() if not k.startswith("_")}
         if with_promises:
@@ -194,16 +210,17 @@ def _make_school(rng: random.Random, school_id: int, used: set[str]) -> dict[str
         "circuit": f"Circuit {rng.randint(1, 12)}",
         "quantile": "" if independent else f"Q{rng.randint(3, 5)}",
         "emis_number": f"{rng.randint(100000000, 999999999)}",
-        "telephone_number": "0123334444" if school_id == FIRST_SCHOOL_ID
+        "telephone_number": "0123334444"
+        if school_id == FIRST_SCHOOL_ID
         else f"{area}{rng.randint(1000000, 9999999)}",
         "lowest_grade": low,
         "highest_grade": high,
-        "admin_email_address": "support@d6plus.co.za" if school_id == FIRST_SCHOOL_ID
+        "admin_email_address": "support@d6plus.co.za"
+        if school_id == FIRST_SCHOOL_ID
         else f"admin@{domain}",
         "debtors_email_address": f"debtors@{domain}",
         "finance_email_address": f"finance@{domain}",
-        "physical_address": f"{street} {rng.choice(['Church', 'Main', 'Voortrekker', 'Nelson Mandela', 'Jan Smuts'])} "
-        f"Street, {suburb}, {town}",
+        "physical_address": f"{street} {rng.choice(names.STREETS)} Street, {suburb}, {town}",
         "postal_address": f"PO Box {rng.randint(10, 9999)}, {town}, {rng.randint(1, 9999):04d}",
         "has_after_school_center": yes_no(rng.random() < 0.6),
         "has_hostel": yes_no(rng.random() < 0.25),
@@ -219,7 +236,9 @@ def _make_book(district: District, school_id: int) -> SchoolBook:
     rng = random.Random(f"book-{district.seed}-{school_id}")
     school = district.schools[school_id]
     base = (school_id - FIRST_SCHOOL_ID + 1) * ID_BLOCK
-    grades = _GRADES[_GRADES.index(school["lowest_grade"]):_GRADES.index(school["highest_grade"]) + 1]
+    grades = _GRADES[
+        _GRADES.index(school["lowest_grade"]) : _GRADES.index(school["highest_grade"]) + 1
+    ]
     persons: list[dict[str, Any]] = []
     parents: dict[int, dict[str, Any]] = {}
     learners: list[dict[str, Any]] = []
@@ -234,12 +253,13 @@ def _make_book(district: District, school_id: int) -> SchoolBook:
         for position in range(1 if rng.random() < 0.3 else 2):
             female = rng.random() < (0.6 if position == 0 else 0.4)
             first = rng.choice(names.FIRST_NAMES_F if female else names.FIRST_NAMES_M)
+            mailbox = last_name.lower().replace(" ", "")
             parent = {
                 "parent_id": next_parent,
                 "title": rng.choice(names.TITLES_F if female else names.TITLES_M),
                 "first_name": first,
                 "last_name": last_name,
-                "email_address": f"{first.lower()}.{last_name.lower().replace(' ', '')}{family}@example.co.za",
+                "email_address": f"{first.lower()}.{mailbox}{family}@example.co.za",
                 "mobile_number": f"0{rng.choice([6, 7, 8])}{rng.randint(10000000, 99999999)}",
             }
             next_parent += 1
@@ -257,22 +277,34 @@ def _make_book(district: District, school_id: int) -> SchoolBook:
             "mobile_number": payer["mobile_number"],
         }
         persons.append(person)
-        for _ in range(min(rng.choice([1, 1, 1, 2, 2, 3]), district.learners_per_school - len(learners))):
+        for _ in range(
+            min(rng.choice([1, 1, 1, 2, 2, 3]), district.learners_per_school - len(learners))
+        ):
             female = rng.random() < 0.5
-            learners.append({
-                "learner_id": base + LEARNER_OFFSET + len(learners) + 1,
-                "first_name": rng.choice(names.FIRST_NAMES_F if female else names.FIRST_NAMES_M),
-                "last_name": last_name,
-                "gender": "F" if female else "M",
-                "grade": rng.choice(grades),
-                "debtor_code": debtor_code,
-                "parent1_id": family_parents[0]["parent_id"],
-                "parent2_id": family_parents[1]["parent_id"] if len(family_parents) > 1 else None,
-                "accountable_person_id": payer["parent_id"],
-                "status": "Left" if rng.random() < 0.1 else "Current",
-            })
-    category_ids = sorted(rng.sample(range(3, 90), k=min(len(names.CATEGORY_NAMES), rng.randint(4, 7))))
-    categories = [{"id": cid, "name": cname} for cid, cname in zip(category_ids, names.CATEGORY_NAMES)]
+            learners.append(
+                {
+                    "learner_id": base + LEARNER_OFFSET + len(learners) + 1,
+                    "first_name": rng.choice(
+                        names.FIRST_NAMES_F if female else names.FIRST_NAMES_M
+                    ),
+                    "last_name": last_name,
+                    "gender": "F" if female else "M",
+                    "grade": rng.choice(grades),
+                    "debtor_code": debtor_code,
+                    "parent1_id": family_parents[0]["parent_id"],
+                    "parent2_id": family_parents[1]["parent_id"]
+                    if len(family_parents) > 1
+                    else None,
+                    "accountable_person_id": payer["parent_id"],
+                    "status": "Left" if rng.random() < 0.1 else "Current",
+                }
+            )
+    category_ids = sorted(
+        rng.sample(range(3, 90), k=min(len(names.CATEGORY_NAMES), rng.randint(4, 7)))
+    )
+    categories = [
+        {"id": cid, "name": cname} for cid, cname in zip(category_ids, names.CATEGORY_NAMES)
+    ]
     person_by_id = {p["accountable_person_id"]: p for p in persons}
     ledger = build_ledger(rng, district.today, base + 5_000_000, persons, learners, categories)
     current_payers = {lr["accountable_person_id"] for lr in learners if lr["status"] == "Current"}
@@ -299,7 +331,9 @@ def _make_book(district: District, school_id: int) -> SchoolBook:
 def _seed_notes(rng: random.Random, today: dt.date, book: SchoolBook) -> None:
     from airflow_provider_d6.sandbox.notes import add_note  # local: notes imports this module
 
-    in_arrears = [p for p in book.persons if book.ledger.balances.get(p["accountable_person_id"], 0) > 0]
+    in_arrears = [
+        p for p in book.persons if book.ledger.balances.get(p["accountable_person_id"], 0) > 0
+    ]
     for person in in_arrears[: max(1, len(in_arrears) // 2)]:
         for _ in range(rng.randint(1, 3)):
             note_type_id = rng.choice([1, 1, 2, 2, 3])
@@ -308,16 +342,30 @@ def _seed_notes(rng: random.Random, today: dt.date, book: SchoolBook) -> None:
             if note_type_id == 2:
                 for n in range(rng.randint(1, 2)):
                     promised = max(date + dt.timedelta(days=14 + 30 * n), dt.date(today.year, 1, 1))
-                    promises.append({"date_promised": promised, "amount_promised": f"{rng.randint(2, 30) * 100}.00"})
-            note = add_note(book, {
-                "accountable_person_id": person["accountable_person_id"],
-                "date": date,
-                "note_type_id": note_type_id,
-                "communication_type_id": None if note_type_id == 3 else rng.choice([1, 2, 3, 6]),
-                "note": rng.choice(names.NOTE_TEXTS),
-            }, promises)
+                    promises.append(
+                        {
+                            "date_promised": promised,
+                            "amount_promised": f"{rng.randint(2, 30) * 100}.00",
+                        }
+                    )
+            note = add_note(
+                book,
+                {
+                    "accountable_person_id": person["accountable_person_id"],
+                    "date": date,
+                    "note_type_id": note_type_id,
+                    "communication_type_id": None
+                    if note_type_id == 3
+                    else rng.choice([1, 2, 3, 6]),
+                    "note": rng.choice(names.NOTE_TEXTS),
+                },
+                promises,
+            )
             for promise in book.promises.values():
-                if promise["note_id"] == note["note_id"] and promise["date_promised"] < today.isoformat():
+                if (
+                    promise["note_id"] == note["note_id"]
+                    and promise["date_promised"] < today.isoformat()
+                ):
                     _settle(rng, promise)
             if rng.random() < 0.08:
                 note["status"] = "Deleted"
@@ -326,6 +374,8 @@ def _seed_notes(rng: random.Random, today: dt.date, book: SchoolBook) -> None:
 def _settle(rng: random.Random, promise: dict[str, Any]) -> None:
     promised = Decimal(promise["amount_promised"])
     outcome = rng.choice(["Yes", "Yes", "Partial", "No"])
-    paid = {"Yes": promised, "Partial": (promised / 2).quantize(Decimal("0.01")), "No": Decimal("0")}[outcome]
+    paid = {"Yes": promised, "Partial": (promised / 2).quantize(Decimal("0.01")), "No": Decimal(0)}[
+        outcome
+    ]
     promise["amount_paid"] = f"{paid:.2f}"
     promise["promise_completed"] = outcome

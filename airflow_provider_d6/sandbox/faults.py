@@ -71,16 +71,23 @@ class FaultPlan:
             if entry.times < 1:
                 raise ValueError("script entries need times >= 1")
         return cls(
-            rate=rate, kinds=kinds, script=script, retry_after=str(body.get("retry_after", "1")),
+            rate=rate,
+            kinds=kinds,
+            script=script,
+            retry_after=str(body.get("retry_after", "1")),
             slow_seconds=float(body.get("slow_seconds", 5.0)),
-            latency_ms=float(body.get("latency_ms", 300.0)), rng=random.Random(seed),
+            latency_ms=float(body.get("latency_ms", 300.0)),
+            rng=random.Random(seed),
         )
 
     def to_json(self) -> dict[str, Any]:
         """Describe the plan for ``GET /_sandbox/faults``."""
         return {
-            "rate": self.rate, "kinds": self.kinds, "retry_after": self.retry_after,
-            "slow_seconds": self.slow_seconds, "latency_ms": self.latency_ms,
+            "rate": self.rate,
+            "kinds": self.kinds,
+            "retry_after": self.retry_after,
+            "slow_seconds": self.slow_seconds,
+            "latency_ms": self.latency_ms,
             "script": [vars(s).copy() for s in self.script],
         }
 
@@ -103,9 +110,13 @@ class FaultPlan:
         if kind == "502":
             return web.Response(status=502, text=BAD_GATEWAY_PAGE, content_type="text/html")
         if kind == "503":
-            return error_response(503, "Service Unavailable", headers={"Retry-After": self.retry_after})
+            return error_response(
+                503, "Service Unavailable", headers={"Retry-After": self.retry_after}
+            )
         if kind == "429":
-            return error_response(429, "Too Many Attempts.", headers={"Retry-After": self.retry_after})
+            return error_response(
+                429, "Too Many Attempts.", headers={"Retry-After": self.retry_after}
+            )
         if kind == "html403":
             return web.Response(status=403, text=FIREWALL_PAGE, content_type="text/html")
         if kind == "empty200":

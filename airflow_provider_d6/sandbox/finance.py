@@ -16,7 +16,6 @@ from airflow_provider_d6.sandbox.protocol import (
     RequestContext,
     error_response,
     json_response,
-    not_found,
     paginate,
     plain_list,
     query_filters,
@@ -46,9 +45,13 @@ def _lookup(records: list[dict[str, Any]], label: str) -> Callable[[RequestConte
     return handler
 
 
-get_communication_types = _lookup([{"id": i, "name": n} for i, n in names.COMMUNICATION_TYPES], "communication type")
+get_communication_types = _lookup(
+    [{"id": i, "name": n} for i, n in names.COMMUNICATION_TYPES], "communication type"
+)
 get_note_types = _lookup([{"id": i, "name": n} for i, n in names.NOTE_TYPES], "note type")
-get_transaction_types = _lookup([{"id": i, "name": n} for i, n in names.TRANSACTION_TYPES], "transaction type")
+get_transaction_types = _lookup(
+    [{"id": i, "name": n} for i, n in names.TRANSACTION_TYPES], "transaction type"
+)
 
 
 async def get_transaction_categories(ctx: RequestContext) -> web.Response:
@@ -68,8 +71,14 @@ async def notes(ctx: RequestContext) -> web.Response:
             raise D6Reply(ctx.sandbox.route_not_found_response())
         fields, promises = validate_create(ctx.json_body(), book, district.today)
         note = add_note(book, fields, promises)
-        return json_response({"success": True, "message": "Note successfully created",
-                              "data": district.note_record(book, note, True)}, 201)
+        return json_response(
+            {
+                "success": True,
+                "message": "Note successfully created",
+                "data": district.note_record(book, note, True),
+            },
+            201,
+        )
     if ctx.method in ("PATCH", "DELETE") and ctx.item_id is None:
         return error_response(400, "The Note ID is required")
     if ctx.method == "DELETE":
@@ -83,11 +92,24 @@ async def notes(ctx: RequestContext) -> web.Response:
         if note is None:
             return error_response(404, "The note does not exist.")
         apply_update(ctx.json_body(), book, note, district.today)
-        return json_response({"success": True, "message": "Note successfully updated",
-                              "data": district.note_record(book, note, True)})
-    filters = query_filters(ctx.query, ints=("note_type_id", "communication_type_id", "accountable_person_id",
-                                             "debtor_code", "year"),
-                            bools=("include_deleted", "include_promise_to_pays"))
+        return json_response(
+            {
+                "success": True,
+                "message": "Note successfully updated",
+                "data": district.note_record(book, note, True),
+            }
+        )
+    filters = query_filters(
+        ctx.query,
+        ints=(
+            "note_type_id",
+            "communication_type_id",
+            "accountable_person_id",
+            "debtor_code",
+            "year",
+        ),
+        bools=("include_deleted", "include_promise_to_pays"),
+    )
     include_deleted = filters.pop("include_deleted", False)
     with_promises = filters.pop("include_promise_to_pays", False)
     if ctx.item_id is not None:
@@ -98,13 +120,19 @@ async def notes(ctx: RequestContext) -> web.Response:
         return json_response(district.note_record(book, note, with_promises))
     year = filters.pop("year", None)
     items = [
-        n for n in book.notes.values()
+        n
+        for n in book.notes.values()
         if (include_deleted or n["status"] != "Deleted")
         and (year is None or n["date"].startswith(f"{year:04d}-"))
         and all(_matches(n, k, v) for k, v in filters.items())
     ]
-    return paginate(items, [n["note_id"] for n in items], ctx.query, ctx.page_settings,
-                    lambda n: district.note_record(book, n, with_promises))
+    return paginate(
+        items,
+        [n["note_id"] for n in items],
+        ctx.query,
+        ctx.page_settings,
+        lambda n: district.note_record(book, n, with_promises),
+    )
 
 
 def _matches(record: dict[str, Any], name: str, value: int) -> bool:
@@ -127,11 +155,16 @@ async def promises_to_pay(ctx: RequestContext) -> web.Response:
             return error_response(400, "The Promise To Pay ID is required")
         promise = book.promises.get(ctx.item_id)
         if promise is None or book.notes[promise["note_id"]]["status"] == "Deleted":
-            return error_response(404, "The promise to pay does not exist or has already been deleted.")
+            return error_response(
+                404, "The promise to pay does not exist or has already been deleted."
+            )
         del book.promises[ctx.item_id]
         return json_response({"status": "Deleted"})
-    filters = query_filters(ctx.query, ints=("accountable_person_id", "debtor_code", "year_promised"),
-                            bools=("include_debtor_note",))
+    filters = query_filters(
+        ctx.query,
+        ints=("accountable_person_id", "debtor_code", "year_promised"),
+        bools=("include_debtor_note",),
+    )
     with_note = filters.pop("include_debtor_note", False)
     completed = ctx.query.get("promise_completed")
     if completed is not None and completed not in ("Yes", "No", "Partial"):
@@ -140,7 +173,9 @@ async def promises_to_pay(ctx: RequestContext) -> web.Response:
     def render(promise: dict[str, Any]) -> dict[str, Any]:
         record = promise_record(promise)
         if with_note:
-            record["debtor_note"] = district.note_record(book, book.notes[promise["note_id"]], False)
+            record["debtor_note"] = district.note_record(
+                book, book.notes[promise["note_id"]], False
+            )
         return record
 
     live = _live_promises(book)
@@ -151,12 +186,15 @@ async def promises_to_pay(ctx: RequestContext) -> web.Response:
         return error_response(404, "The promise to pay does not exist.")
     year = filters.pop("year_promised", None)
     items = [
-        p for p in live
+        p
+        for p in live
         if (year is None or p["date_promised"].startswith(f"{year:04d}-"))
         and (completed is None or p["promise_completed"] == completed)
         and all(_matches(p, k, v) for k, v in filters.items())
     ]
-    return paginate(items, [p["promise_to_pay_id"] for p in items], ctx.query, ctx.page_settings, render)
+    return paginate(
+        items, [p["promise_to_pay_id"] for p in items], ctx.query, ctx.page_settings, render
+    )
 
 
 # -- reports --------------------------------------------------------------------------------------
@@ -164,52 +202,90 @@ async def promises_to_pay(ctx: RequestContext) -> web.Response:
 
 async def age_analysis(ctx: RequestContext) -> web.Response:
     """Age Analysis Report: per family by default; ``per_learner``/``per_category`` regroup."""
-    f = query_filters(ctx.query, ints=("debtor_code", "learner_id", "accountable_person_id", "category_id"),
-                      bools=("all_accounts", "per_learner", "per_category"))
+    f = query_filters(
+        ctx.query,
+        ints=("debtor_code", "learner_id", "accountable_person_id", "category_id"),
+        bools=("all_accounts", "per_learner", "per_category"),
+    )
     ledger = _book(ctx).ledger
     rows, keys = ledger.age_analysis(
-        bool(f.get("per_learner")), bool(f.get("per_category")),
-        learner_id=f.get("learner_id"), category_id=f.get("category_id"),
+        bool(f.get("per_learner")),
+        bool(f.get("per_category")),
+        learner_id=f.get("learner_id"),
+        category_id=f.get("category_id"),
     )
     picked = [
-        i for i, row in enumerate(rows)
+        i
+        for i, row in enumerate(rows)
         if (f.get("all_accounts") or row["_active"])
-        and f.get("debtor_code", row["debtor_code"]) in (row["debtor_code"], int(row["debtor_code"]))
-        and f.get("accountable_person_id", row["accountable_person_id"]) == row["accountable_person_id"]
+        and f.get("debtor_code", row["debtor_code"])
+        in (row["debtor_code"], int(row["debtor_code"]))
+        and f.get("accountable_person_id", row["accountable_person_id"])
+        == row["accountable_person_id"]
     ]
-    return paginate([rows[i] for i in picked], [keys[i] for i in picked], ctx.query, ctx.page_settings, _public)
+    return paginate(
+        [rows[i] for i in picked], [keys[i] for i in picked], ctx.query, ctx.page_settings, _public
+    )
 
 
 async def financial_transactions(ctx: RequestContext) -> web.Response:
     """Financial Transactions Report: rows per family; ``per_learner`` adds the learner."""
-    f = query_filters(ctx.query, ints=("debtor_code", "learner_id", "accountable_person_id", "category_id"),
-                      bools=("all_accounts", "per_learner"), dates=("start_date", "end_date"))
+    f = query_filters(
+        ctx.query,
+        ints=("debtor_code", "learner_id", "accountable_person_id", "category_id"),
+        bools=("all_accounts", "per_learner"),
+        dates=("start_date", "end_date"),
+    )
     if "end_date" in f and "start_date" not in f:
-        raise validation_failed({"start_date": "The start date field is required when end date is present."})
+        raise validation_failed(
+            {"start_date": "The start date field is required when end date is present."}
+        )
     if "end_date" in f and f["end_date"] < f["start_date"]:
-        raise validation_failed({"end_date": "The end date must be a date after or equal to start date."})
+        raise validation_failed(
+            {"end_date": "The end date must be a date after or equal to start date."}
+        )
     ledger = _book(ctx).ledger
-    payers = None if f.get("all_accounts") else {p["accountable_person_id"] for p in _book(ctx).persons if p["_active"]}
+    payers = (
+        None
+        if f.get("all_accounts")
+        else {p["accountable_person_id"] for p in _book(ctx).persons if p["_active"]}
+    )
     start = f["start_date"].toordinal() if "start_date" in f else None
     end = f["end_date"].toordinal() if "end_date" in f else None
-    person_id, learner_id, category_id = f.get("accountable_person_id"), f.get("learner_id"), f.get("category_id")
+    person_id, learner_id, category_id = (
+        f.get("accountable_person_id"),
+        f.get("learner_id"),
+        f.get("category_id"),
+    )
     debtor_code = f.get("debtor_code")
     if debtor_code is not None:
         # debtor codes are per family: translate the filter into the family's id.
-        family = [p["accountable_person_id"] for p in _book(ctx).persons if p["debtor_code"] == str(debtor_code)]
+        family = [
+            p["accountable_person_id"]
+            for p in _book(ctx).persons
+            if p["debtor_code"] == str(debtor_code)
+        ]
         if person_id not in (None, *family):
             family = []
         payers = set(family) if payers is None else payers & set(family)
     picked = [
-        i for i, t in enumerate(ledger.txns)
+        i
+        for i, t in enumerate(ledger.txns)
         if (payers is None or t.person_id in payers)
-        and (start is None or t.day >= start) and (end is None or t.day <= end)
-        and person_id in (None, t.person_id) and learner_id in (None, t.learner_id)
+        and (start is None or t.day >= start)
+        and (end is None or t.day <= end)
+        and person_id in (None, t.person_id)
+        and learner_id in (None, t.learner_id)
         and category_id in (None, t.category_id)
     ]
     per_learner = bool(f.get("per_learner"))
-    return paginate(picked, [ledger.transaction_id(i) for i in picked], ctx.query, ctx.page_settings,
-                    lambda i: ledger.render(i, per_learner))
+    return paginate(
+        picked,
+        [ledger.transaction_id(i) for i in picked],
+        ctx.query,
+        ctx.page_settings,
+        lambda i: ledger.render(i, per_learner),
+    )
 
 
 # -- schools, accountable persons, learners -------------------------------------------------------
@@ -232,14 +308,20 @@ async def schools(ctx: RequestContext) -> web.Response:
 
 async def accountable_persons(ctx: RequestContext) -> web.Response:
     """Get Accountable Person(s): active accounts unless ``all_accounts``; ``include_learners``."""
-    f = query_filters(ctx.query, ints=("debtor_code", "accountable_person_id"),
-                      bools=("all_accounts", "include_learners"))
+    f = query_filters(
+        ctx.query,
+        ints=("debtor_code", "accountable_person_id"),
+        bools=("all_accounts", "include_learners"),
+    )
     book = _book(ctx)
 
     def render(person: dict[str, Any]) -> dict[str, Any]:
         record = _public(person)
         if f.get("include_learners"):
-            record["learners"] = [_public(lr) for lr in book.learners_by_person.get(person["accountable_person_id"], [])]
+            record["learners"] = [
+                _public(lr)
+                for lr in book.learners_by_person.get(person["accountable_person_id"], [])
+            ]
         return record
 
     if ctx.item_id is not None:
@@ -248,18 +330,24 @@ async def accountable_persons(ctx: RequestContext) -> web.Response:
             return error_response(404, "The accountable person does not exist.")
         return json_response(render(person))
     items = [
-        p for p in book.persons
+        p
+        for p in book.persons
         if (f.get("all_accounts") or p["_active"])
         and f.get("accountable_person_id", p["accountable_person_id"]) == p["accountable_person_id"]
         and _matches(p, "debtor_code", f.get("debtor_code", p["debtor_code"]))
     ]
-    return paginate(items, [p["accountable_person_id"] for p in items], ctx.query, ctx.page_settings, render)
+    return paginate(
+        items, [p["accountable_person_id"] for p in items], ctx.query, ctx.page_settings, render
+    )
 
 
 async def learners(ctx: RequestContext) -> web.Response:
     """Get Learner(s): current learners (or with a balance) unless ``all_accounts``."""
-    f = query_filters(ctx.query, ints=("learner_id", "debtor_code", "accountable_person_id", "parent_id"),
-                      bools=("all_accounts", "include_parents", "include_accountable_person"))
+    f = query_filters(
+        ctx.query,
+        ints=("learner_id", "debtor_code", "accountable_person_id", "parent_id"),
+        bools=("all_accounts", "include_parents", "include_accountable_person"),
+    )
     book = _book(ctx)
 
     def render(learner: dict[str, Any]) -> dict[str, Any]:
@@ -268,7 +356,9 @@ async def learners(ctx: RequestContext) -> web.Response:
             ids = [learner["parent1_id"], learner["parent2_id"]]
             record["parents"] = [book.parents_by_id[i] for i in ids if i is not None]
         if f.get("include_accountable_person"):
-            record["accountable_person"] = _public(book.person_by_id[learner["accountable_person_id"]])
+            record["accountable_person"] = _public(
+                book.person_by_id[learner["accountable_person_id"]]
+            )
         return record
 
     if ctx.item_id is not None:
@@ -278,12 +368,17 @@ async def learners(ctx: RequestContext) -> web.Response:
         return json_response(render(learner))
     parent_id = f.get("parent_id")
     items = [
-        lr for lr in book.learners
+        lr
+        for lr in book.learners
         # Active: a current learner, or a learner who left with a balance still owing.
-        if (f.get("all_accounts") or lr["status"] == "Current"
-            or book.ledger.balances.get(lr["accountable_person_id"], 0) != 0)
+        if (
+            f.get("all_accounts")
+            or lr["status"] == "Current"
+            or book.ledger.balances.get(lr["accountable_person_id"], 0) != 0
+        )
         and f.get("learner_id", lr["learner_id"]) == lr["learner_id"]
-        and f.get("accountable_person_id", lr["accountable_person_id"]) == lr["accountable_person_id"]
+        and f.get("accountable_person_id", lr["accountable_person_id"])
+        == lr["accountable_person_id"]
         and _matches(lr, "debtor_code", f.get("debtor_code", lr["debtor_code"]))
         and (parent_id is None or parent_id in (lr["parent1_id"], lr["parent2_id"]))
     ]

@@ -16,8 +16,14 @@ import random
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-BUCKETS = ("balance_current", "balance_30days", "balance_60days", "balance_90days",
-           "balance_120days", "balance_150days")
+BUCKETS = (
+    "balance_current",
+    "balance_30days",
+    "balance_60days",
+    "balance_90days",
+    "balance_120days",
+    "balance_150days",
+)
 # kind -> (transaction_type_id, transaction_type, description or None for "<category> <Month YYYY>")
 KINDS = {
     0: (5, "Invoice", None),
@@ -47,8 +53,15 @@ def money(cents: int) -> str:
 class Ledger:
     """Transactions of one school, in account then date order, and the derived balances."""
 
-    def __init__(self, today: dt.date, first_id: int, txns: list[Txn], persons: dict[int, dict[str, Any]],
-                 learners: dict[int, dict[str, Any]], categories: list[dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        today: dt.date,
+        first_id: int,
+        txns: list[Txn],
+        persons: dict[int, dict[str, Any]],
+        learners: dict[int, dict[str, Any]],
+        categories: list[dict[str, Any]],
+    ) -> None:
         self.today = today
         self.first_id = first_id
         self.txns = txns
@@ -59,7 +72,9 @@ class Ledger:
         for txn in txns:
             self.balances[txn.person_id] = self.balances.get(txn.person_id, 0) + txn.cents
         self.current_learners = {i for i, lr in learners.items() if lr["status"] == "Current"}
-        self.current_payers = {lr["accountable_person_id"] for lr in learners.values() if lr["status"] == "Current"}
+        self.current_payers = {
+            lr["accountable_person_id"] for lr in learners.values() if lr["status"] == "Current"
+        }
         self._age_cache: dict[tuple[bool, bool], tuple[list[dict[str, Any]], list[int]]] = {}
 
     def transaction_id(self, index: int) -> int:
@@ -92,27 +107,43 @@ class Ledger:
             record["learner"] = f"{learner['first_name']} {learner['last_name']}"
         return record
 
-    def age_analysis(self, per_learner: bool, per_category: bool, *, learner_id: int | None = None,
-                     category_id: int | None = None) -> tuple[list[dict[str, Any]], list[int]]:
+    def age_analysis(
+        self,
+        per_learner: bool,
+        per_category: bool,
+        *,
+        learner_id: int | None = None,
+        category_id: int | None = None,
+    ) -> tuple[list[dict[str, Any]], list[int]]:
         """Return the age-analysis rows for one grouping and their pagination keys (1-based).
 
         A learner or category filter ages only that learner's or category's transactions.
         """
         if learner_id is not None or category_id is not None:
-            picked = [t for t in self.txns
-                      if learner_id in (None, t.learner_id) and category_id in (None, t.category_id)]
+            picked = [
+                t
+                for t in self.txns
+                if learner_id in (None, t.learner_id) and category_id in (None, t.category_id)
+            ]
             return self._build_age_analysis(picked, per_learner, per_category)
         grouping = (per_learner, per_category)
         cached = self._age_cache.get(grouping)
         if cached is None:
-            cached = self._age_cache[grouping] = self._build_age_analysis(self.txns, per_learner, per_category)
+            cached = self._age_cache[grouping] = self._build_age_analysis(
+                self.txns, per_learner, per_category
+            )
         return cached
 
-    def _build_age_analysis(self, txns: list[Txn], per_learner: bool,
-                            per_category: bool) -> tuple[list[dict[str, Any]], list[int]]:
+    def _build_age_analysis(
+        self, txns: list[Txn], per_learner: bool, per_category: bool
+    ) -> tuple[list[dict[str, Any]], list[int]]:
         groups: dict[tuple[int, int, int], list[Txn]] = {}
         for txn in txns:
-            key = (txn.person_id, txn.learner_id if per_learner else 0, txn.category_id if per_category else 0)
+            key = (
+                txn.person_id,
+                txn.learner_id if per_learner else 0,
+                txn.category_id if per_category else 0,
+            )
             groups.setdefault(key, []).append(txn)
         today = self.today.toordinal()
         rows = []
@@ -134,14 +165,16 @@ class Ledger:
             buckets, total = age(today, [(t.day, t.cents) for t in groups[key]])
             row.update({name: money(value) for name, value in zip(BUCKETS, buckets)})
             row["balance_total"] = money(total)
-            current = key[1] in self.current_learners if per_learner else key[0] in self.current_payers
+            current = (
+                key[1] in self.current_learners if per_learner else key[0] in self.current_payers
+            )
             row["_active"] = current or total != 0
             rows.append(row)
         return rows, list(range(1, len(rows) + 1))
 
 
 def age(today: int, entries: list[tuple[int, int]]) -> tuple[list[int], int]:
-    """Split the balance of *entries* (day ordinal, cents) into 30-day buckets, newest charges first.
+    """Split the balance of *entries* (day ordinal, cents) into 30-day buckets, newest first.
 
     A credit balance stays in the current bucket. The buckets always add up to the total.
     """
@@ -162,8 +195,14 @@ def age(today: int, entries: list[tuple[int, int]]) -> tuple[list[int], int]:
     return buckets, total
 
 
-def build_ledger(rng: random.Random, today: dt.date, first_id: int, persons: list[dict[str, Any]],
-                 learners: list[dict[str, Any]], categories: list[dict[str, Any]]) -> Ledger:
+def build_ledger(
+    rng: random.Random,
+    today: dt.date,
+    first_id: int,
+    persons: list[dict[str, Any]],
+    learners: list[dict[str, Any]],
+    categories: list[dict[str, Any]],
+) -> Ledger:
     """Generate eight months of invoices and receipts for every learner of one school.
 
     :param rng: the school's seeded random source.
@@ -184,8 +223,13 @@ def build_ledger(rng: random.Random, today: dt.date, first_id: int, persons: lis
     fees_id = categories[0]["id"]
     extras = [c["id"] for c in categories[1:]]
     # Each family has a payment habit and a usual payment day; one draw per invoice decides.
-    habit = {p["accountable_person_id"]: (rng.choices((0.97, 0.6, 0.2), (65, 22, 13))[0], rng.randint(2, 12))
-             for p in persons}
+    habit = {
+        p["accountable_person_id"]: (
+            rng.choices((0.97, 0.6, 0.2), (65, 22, 13))[0],
+            rng.randint(2, 12),
+        )
+        for p in persons
+    }
     senior = {"8", "9", "10", "11", "12"}
     txns: list[Txn] = []
     append = txns.append
@@ -215,7 +259,7 @@ def build_ledger(rng: random.Random, today: dt.date, first_id: int, persons: lis
                     append(Txn(pid, paid_on, learner_id, category_id, 2, -(cents // 2)))
                     owing[category_id] -= cents // 2
         if left and draw() < 0.8:
-            # Most families settle when a learner leaves, which closes accounts with no other learner.
+            # Most families settle when a learner leaves: accounts with no other learner close.
             settle_on = min(months[stop - 1] + 20, last_day)
             for category_id, cents in owing.items():
                 if cents > 0:
@@ -223,5 +267,11 @@ def build_ledger(rng: random.Random, today: dt.date, first_id: int, persons: lis
         if draw() < 0.03:
             append(Txn(pid, months[0], learner_id, fees_id, 3, -15_000))
     txns.sort()
-    return Ledger(today, first_id, txns, {p["accountable_person_id"]: p for p in persons},
-                  {lr["learner_id"]: lr for lr in learners}, categories)
+    return Ledger(
+        today,
+        first_id,
+        txns,
+        {p["accountable_person_id"]: p for p in persons},
+        {lr["learner_id"]: lr for lr in learners},
+        categories,
+    )

@@ -18,11 +18,14 @@ STATUSES = ("Created", "Deleted")
 SCHOOL_ONLY = ("amount_paid", "promise_completed")
 
 
-def add_note(book: SchoolBook, fields: dict[str, Any], promises: list[dict[str, Any]]) -> dict[str, Any]:
+def add_note(
+    book: SchoolBook, fields: dict[str, Any], promises: list[dict[str, Any]]
+) -> dict[str, Any]:
     """Store a new note (fields already validated) with its promises; return the stored note.
 
     :param book: the school's book.
-    :param fields: ``accountable_person_id``, ``date``, ``note_type_id``, ``communication_type_id``, ``note``.
+    :param fields: ``accountable_person_id``, ``date``, ``note_type_id``,
+        ``communication_type_id``, ``note``.
     :param promises: items with ``date_promised`` (date) and ``amount_promised`` (string).
     """
     person = book.person_by_id[fields["accountable_person_id"]]
@@ -67,11 +70,15 @@ def _apply_person(note: dict[str, Any], person: dict[str, Any]) -> None:
     note["debtor_reference"] = person["debtor_reference"]
 
 
-def _apply_types(note: dict[str, Any], note_type_id: int, communication_type_id: int | None) -> None:
+def _apply_types(
+    note: dict[str, Any], note_type_id: int, communication_type_id: int | None
+) -> None:
     note["note_type_id"] = note_type_id
     note["note_type"] = NOTE_TYPES[note_type_id]
     note["communication_type_id"] = communication_type_id
-    note["communication_type"] = COMMUNICATION_TYPES.get(communication_type_id) if communication_type_id else None
+    note["communication_type"] = (
+        COMMUNICATION_TYPES.get(communication_type_id) if communication_type_id else None
+    )
 
 
 def note_window(today: dt.date) -> tuple[dt.date, dt.date]:
@@ -84,7 +91,9 @@ def promise_window(today: dt.date) -> tuple[dt.date, dt.date]:
     return dt.date(today.year, 1, 1), dt.date(today.year + 1, 12, 31)
 
 
-def _check_date(value: Any, name: str, window: tuple[dt.date, dt.date], errors: dict[str, str]) -> dt.date | None:
+def _check_date(
+    value: Any, name: str, window: tuple[dt.date, dt.date], errors: dict[str, str]
+) -> dt.date | None:
     parsed = parse_date(value, name, errors)
     if parsed is not None and not window[0] <= parsed <= window[1]:
         errors[name] = f"The {name} must be a date between {window[0]} and {window[1]}."
@@ -96,7 +105,11 @@ def _check_amount(value: Any, name: str, errors: dict[str, str]) -> str | None:
     # d6 keeps money as decimal strings; a JSON number is accepted and normalised, a float
     # with more than two places is not.
     try:
-        amount = Decimal(str(value)) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+        amount = (
+            Decimal(str(value))
+            if isinstance(value, (str, int)) and not isinstance(value, bool)
+            else None
+        )
         if amount is None and isinstance(value, float):
             amount = Decimal(repr(value))
     except InvalidOperation:
@@ -107,8 +120,9 @@ def _check_amount(value: Any, name: str, errors: dict[str, str]) -> str | None:
     return f"{amount.quantize(Decimal('0.01'))}"
 
 
-def validate_note_fields(body: dict[str, Any], book: SchoolBook, today: dt.date, *, partial: bool,
-                         errors: dict[str, str]) -> dict[str, Any]:
+def validate_note_fields(
+    body: dict[str, Any], book: SchoolBook, today: dt.date, *, partial: bool, errors: dict[str, str]
+) -> dict[str, Any]:
     """Validate the scalar note fields of a Create (``partial=False``) or Update Note body."""
     fields: dict[str, Any] = {}
     for name in ("accountable_person_id", "date", "note_type_id"):
@@ -149,8 +163,9 @@ def validate_note_fields(body: dict[str, Any], book: SchoolBook, today: dt.date,
     return fields
 
 
-def validate_promise_items(items: Any, existing: dict[int, dict[str, Any]], today: dt.date,
-                           errors: dict[str, str]) -> list[dict[str, Any]]:
+def validate_promise_items(
+    items: Any, existing: dict[int, dict[str, Any]], today: dt.date, errors: dict[str, str]
+) -> list[dict[str, Any]]:
     """Validate ``promise_to_pays`` items; *existing* maps this note's promise ids to promises.
 
     Items with ``promise_to_pay_id`` change that promise; others create one, and a new promise
@@ -175,43 +190,62 @@ def validate_promise_items(items: Any, existing: dict[int, dict[str, Any]], toda
         if item.get("promise_to_pay_id") is not None:
             promise_id = parse_int(item["promise_to_pay_id"], f"{prefix}.promise_to_pay_id", errors)
             if promise_id is not None and promise_id not in existing:
-                errors[f"{prefix}.promise_to_pay_id"] = f"The selected {prefix}.promise_to_pay_id is invalid."
+                errors[f"{prefix}.promise_to_pay_id"] = (
+                    f"The selected {prefix}.promise_to_pay_id is invalid."
+                )
             result["promise_to_pay_id"] = promise_id
         for name in ("date_promised", "amount_promised"):
             if item.get(name) in (None, "") and promise_id is None:
                 errors[f"{prefix}.{name}"] = f"The {prefix}.{name} field is required."
         if item.get("date_promised") not in (None, ""):
-            result["date_promised"] = _check_date(item["date_promised"], f"{prefix}.date_promised", window, errors)
+            result["date_promised"] = _check_date(
+                item["date_promised"], f"{prefix}.date_promised", window, errors
+            )
         if item.get("amount_promised") not in (None, ""):
-            result["amount_promised"] = _check_amount(item["amount_promised"], f"{prefix}.amount_promised", errors)
+            result["amount_promised"] = _check_amount(
+                item["amount_promised"], f"{prefix}.amount_promised", errors
+            )
         if promise_id is None and result.get("date_promised") and result.get("amount_promised"):
             key = (result["date_promised"].isoformat(), result["amount_promised"])
             if key in seen:
-                errors[prefix] = "A promise to pay with this date_promised and amount_promised already exists."
+                errors[prefix] = (
+                    "A promise to pay with this date_promised and amount_promised already exists."
+                )
             seen.add(key)
         parsed.append(result)
     return parsed
 
 
-def validate_create(body: Any, book: SchoolBook, today: dt.date) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def validate_create(
+    body: Any, book: SchoolBook, today: dt.date
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Validate a Create Note body; raise d6's 400 with every failure."""
     if not isinstance(body, dict):
         raise validation_failed({"body": "The request body must be a JSON object."})
     errors: dict[str, str] = {}
     fields = validate_note_fields(body, book, today, partial=False, errors=errors)
     note_type_id = fields.get("note_type_id")
-    if note_type_id not in (None, INTERNAL_NOTE) and "communication_type_id" not in fields \
-            and "communication_type_id" not in errors:
-        errors["communication_type_id"] = "The communication type id field is required unless note type id is 3."
+    if (
+        note_type_id not in (None, INTERNAL_NOTE)
+        and "communication_type_id" not in fields
+        and "communication_type_id" not in errors
+    ):
+        errors["communication_type_id"] = (
+            "The communication type id field is required unless note type id is 3."
+        )
     items = body.get("promise_to_pays")
     promises: list[dict[str, Any]] = []
     if note_type_id == PROMISE_TO_PAY:
         if not items:
-            errors["promise_to_pays"] = "The promise to pays field is required when note type id is 2."
+            errors["promise_to_pays"] = (
+                "The promise to pays field is required when note type id is 2."
+            )
         else:
             promises = validate_promise_items(items, {}, today, errors)
     elif items:
-        errors["promise_to_pays"] = "The promise to pays field is prohibited unless note type id is 2."
+        errors["promise_to_pays"] = (
+            "The promise to pays field is prohibited unless note type id is 2."
+        )
     if errors:
         raise validation_failed(errors)
     return fields, promises
@@ -228,20 +262,38 @@ def apply_update(body: Any, book: SchoolBook, note: dict[str, Any], today: dt.da
     promises = validate_promise_items(items, own, today, errors) if items else []
     note_type_id = fields.get("note_type_id", note["note_type_id"])
     communication_type_id = fields.get("communication_type_id", note["communication_type_id"])
-    if note_type_id != INTERNAL_NOTE and not communication_type_id and "communication_type_id" not in errors:
-        errors["communication_type_id"] = "The communication type id field is required unless note type id is 3."
-    if note_type_id == PROMISE_TO_PAY and not own and not promises and "promise_to_pays" not in errors:
+    if (
+        note_type_id != INTERNAL_NOTE
+        and not communication_type_id
+        and "communication_type_id" not in errors
+    ):
+        errors["communication_type_id"] = (
+            "The communication type id field is required unless note type id is 3."
+        )
+    if (
+        note_type_id == PROMISE_TO_PAY
+        and not own
+        and not promises
+        and "promise_to_pays" not in errors
+    ):
         errors["promise_to_pays"] = "The promise to pays field is required when note type id is 2."
     if note_type_id != PROMISE_TO_PAY and any("promise_to_pay_id" not in p for p in promises):
-        errors["promise_to_pays"] = "The promise to pays field is prohibited unless note type id is 2."
+        errors["promise_to_pays"] = (
+            "The promise to pays field is prohibited unless note type id is 2."
+        )
     if errors:
         raise validation_failed(errors)
     if "accountable_person_id" in fields:
         _apply_person(note, book.person_by_id[fields["accountable_person_id"]])
     if "date" in fields:
         note["date"] = fields["date"].isoformat()
-    _apply_types(note, note_type_id, communication_type_id if note_type_id != INTERNAL_NOTE or
-                 "communication_type_id" in fields else note["communication_type_id"])
+    _apply_types(
+        note,
+        note_type_id,
+        communication_type_id
+        if note_type_id != INTERNAL_NOTE or "communication_type_id" in fields
+        else note["communication_type_id"],
+    )
     if "note" in fields:
         note["note"] = fields["note"]
     if "status" in fields:
@@ -256,5 +308,10 @@ def apply_update(body: Any, book: SchoolBook, note: dict[str, Any], today: dt.da
         else:
             add_promise(book, note, item)
     for promise in own.values():  # keep denormalised person fields in step with the note
-        for name in ("accountable_person_id", "accountable_person", "debtor_code", "debtor_reference"):
+        for name in (
+            "accountable_person_id",
+            "accountable_person",
+            "debtor_code",
+            "debtor_reference",
+        ):
             promise[name] = note[name]

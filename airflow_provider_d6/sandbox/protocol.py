@@ -27,7 +27,9 @@ class D6Reply(Exception):
         self.response = response
 
 
-def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+def json_response(
+    body: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
     """Serialise *body* once and wrap it in a response.
 
     :param body: JSON-safe value.
@@ -42,8 +44,13 @@ def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | Non
     )
 
 
-def error_response(status: int, message: str, validation_errors: Mapping[str, str] | None = None,
-                   headers: Mapping[str, str] | None = None, **extra: Any) -> web.Response:
+def error_response(
+    status: int,
+    message: str,
+    validation_errors: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> web.Response:
     """Build a v2 error body: ``{"success": false, "message", "validation_errors"?}``.
 
     :param status: HTTP status.
@@ -137,8 +144,12 @@ def parse_date(value: Any, name: str, errors: dict[str, str]) -> dt.date | None:
     return None
 
 
-def query_filters(query: Mapping[str, str], ints: Sequence[str] = (), bools: Sequence[str] = (),
-                  dates: Sequence[str] = ()) -> dict[str, Any]:
+def query_filters(
+    query: Mapping[str, str],
+    ints: Sequence[str] = (),
+    bools: Sequence[str] = (),
+    dates: Sequence[str] = (),
+) -> dict[str, Any]:
     """Parse the documented filters of one endpoint; raise a 400 naming every bad one.
 
     :param query: the request's query string.
@@ -184,8 +195,13 @@ def decode_cursor(cursor: str) -> tuple[int, bool]:
         raise validation_failed({"cursor": "The cursor is invalid."}) from None
 
 
-def paginate(items: Sequence[Any], keys: Sequence[int], query: Mapping[str, str],
-             settings: Mapping[str, int], render: Callable[[Any], Any] = lambda item: item) -> web.Response:
+def paginate(
+    items: Sequence[Any],
+    keys: Sequence[int],
+    query: Mapping[str, str],
+    settings: Mapping[str, int],
+    render: Callable[[Any], Any] = lambda item: item,
+) -> web.Response:
     """Answer one page of *items* (sorted ascending by *keys*) in d6's envelope.
 
     :param items: the filtered collection, in ascending key order.
@@ -247,10 +263,18 @@ def yes_no(flag: bool) -> str:
 class RequestContext:
     """What a route handler sees of one d6 request."""
 
-    __slots__ = ("sandbox", "method", "path", "query", "item_id", "school_id", "raw_body")
+    __slots__ = ("item_id", "method", "path", "query", "raw_body", "sandbox", "school_id")
 
-    def __init__(self, sandbox: Any, method: str, path: str, query: Mapping[str, str],
-                 item_id: int | None, school_id: int | None, raw_body: bytes) -> None:
+    def __init__(
+        self,
+        sandbox: Any,
+        method: str,
+        path: str,
+        query: Mapping[str, str],
+        item_id: int | None,
+        school_id: int | None,
+        raw_body: bytes,
+    ) -> None:
         self.sandbox = sandbox
         self.method = method
         self.path = path

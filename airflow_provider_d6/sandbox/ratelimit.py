@@ -1,4 +1,4 @@
-"""A token bucket per integrator credential, as d6's Rate Limiting page implies (numbers are a gap)."""
+"""A token bucket per integrator credential (d6's actual quota and window are a [gap])."""
 
 from __future__ import annotations
 

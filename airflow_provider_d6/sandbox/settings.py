@@ -28,7 +28,8 @@ async def get_client_integrations(ctx: RequestContext) -> web.Response:
     filters = query_filters(ctx.query, ints=("school_id", "api_type_id"))
     district = ctx.sandbox.district
     items = [
-        i for i in district.sorted_integrations()
+        i
+        for i in district.sorted_integrations()
         if filters.get("school_id", i.school_id) == i.school_id
         and filters.get("api_type_id", i.api_type_id) == i.api_type_id
     ]
@@ -48,7 +49,7 @@ def _set_state(ctx: RequestContext, integration: Integration, state: bool) -> No
 
 
 async def change_client_integration_state(ctx: RequestContext) -> web.Response:
-    """``POST``/``PATCH /v2/settings/clientintegrations``: 200 changed, 400 already, 401 unauthorised."""
+    """Change Client Integration State (v2): 200 changed, 400 already so, 401 unauthorised."""
     if not ctx.sandbox.config["v2_activation_route"]:
         # As reported live: the documented v2 route does not exist there.
         raise D6Reply(ctx.sandbox.route_not_found_response())
@@ -80,10 +81,14 @@ async def change_client_integration_state(ctx: RequestContext) -> web.Response:
     word = "activated" if values["state"] else "deactivated"
     if integration.activated == values["state"]:
         record = ctx.sandbox.district.integration_record(integration)
-        return json_response({"success": False, "message": f"Integration already {word}", "data": record}, 400)
+        return json_response(
+            {"success": False, "message": f"Integration already {word}", "data": record}, 400
+        )
     _set_state(ctx, integration, values["state"])
     record = ctx.sandbox.district.integration_record(integration)
-    return json_response({"success": True, "message": f"Integration successfully {word}", "data": record})
+    return json_response(
+        {"success": True, "message": f"Integration successfully {word}", "data": record}
+    )
 
 
 def _v1_record(record: dict[str, Any]) -> dict[str, Any]:
@@ -104,7 +109,8 @@ async def v1_get_clients(ctx: RequestContext) -> web.Response:
     """``GET /v1/settings/clients[/{school_id}]``: a bare array; 404 when there is no record."""
     district = ctx.sandbox.district
     records = [
-        _v1_record(district.integration_record(i)) for i in district.sorted_integrations()
+        _v1_record(district.integration_record(i))
+        for i in district.sorted_integrations()
         if ctx.item_id is None or i.school_id == ctx.item_id
     ]
     if not records:
@@ -123,7 +129,11 @@ async def v1_change_client_state(ctx: RequestContext) -> web.Response:
     for name in ("api_type_id", "state"):
         if body.get(name) is None:
             errors[name] = f"The {name} field is required."
-    api_type_id = parse_int(body["api_type_id"], "api_type_id", errors) if "api_type_id" not in errors else None
+    api_type_id = (
+        parse_int(body["api_type_id"], "api_type_id", errors)
+        if "api_type_id" not in errors
+        else None
+    )
     if "api_type_id" not in errors and api_type_id not in API_TYPES:
         errors["api_type_id"] = "The api_type_id is invalid"
     state = parse_bool(body["state"], "state", errors) if "state" not in errors else None

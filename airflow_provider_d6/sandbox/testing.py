@@ -32,13 +32,21 @@ class SandboxControl:
         self._session.verify = verify
         self._lock = threading.Lock()  # requests.Session is not documented as thread-safe
 
-    def _call(self, method: str, name: str, body: dict[str, Any] | None = None,
-              params: dict[str, Any] | None = None) -> Any:
+    def _call(
+        self,
+        method: str,
+        name: str,
+        body: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> Any:
         with self._lock:
-            response = self._session.request(method, f"{self.root_url}/_sandbox/{name}", json=body,
-                                             params=params, timeout=30)
+            response = self._session.request(
+                method, f"{self.root_url}/_sandbox/{name}", json=body, params=params, timeout=30
+            )
         if response.status_code >= 400:
-            raise RuntimeError(f"sandbox control {method} {name}: HTTP {response.status_code}: {response.text}")
+            raise RuntimeError(
+                f"sandbox control {method} {name}: HTTP {response.status_code}: {response.text}"
+            )
         return response.json()
 
     def authorise(self, school_id: int, api_type_id: int) -> dict[str, Any]:
@@ -51,32 +59,55 @@ class SandboxControl:
 
     def deauthorise(self, school_id: int, api_type_id: int) -> dict[str, Any]:
         """Withdraw a school's authorisation (the pair disappears from Get Client Integrations)."""
-        return self._call("POST", "deauthorise", {"school_id": school_id, "api_type_id": api_type_id})
+        return self._call(
+            "POST", "deauthorise", {"school_id": school_id, "api_type_id": api_type_id}
+        )
 
-    def set_faults(self, rate: float = 0.0, kinds: list[str] | None = None, script: list[dict[str, Any]] | None = None,
-                   retry_after: str = "1", **options: Any) -> dict[str, Any]:
+    def set_faults(
+        self,
+        rate: float = 0.0,
+        kinds: list[str] | None = None,
+        script: list[dict[str, Any]] | None = None,
+        retry_after: str = "1",
+        **options: Any,
+    ) -> dict[str, Any]:
         """Inject faults: a *script* for the next matching requests first, then random ones.
 
         :param rate: fraction of d6 requests that get a random fault of *kinds*.
         :param kinds: fault kinds for random faults (default 500, 502, 503, 429).
         :param script: ``{"kind", "times", "method"?, "path"?}`` entries, consumed in order.
         :param retry_after: the Retry-After value of injected 429 and 503 replies.
-        :param options: ``slow_seconds`` (hold of "slow", default 5) and ``latency_ms`` (of "latency").
+        :param options: ``slow_seconds`` (hold of "slow", default 5), ``latency_ms`` (of "latency").
         """
-        body = {"rate": rate, "kinds": kinds, "script": script or [], "retry_after": retry_after, **options}
+        body = {
+            "rate": rate,
+            "kinds": kinds,
+            "script": script or [],
+            "retry_after": retry_after,
+            **options,
+        }
         return self._call("POST", "faults", body)
 
     def clear_faults(self) -> dict[str, Any]:
         """Stop injecting faults."""
         return self._call("DELETE", "faults")
 
-    def configure(self, rate_limit: float | None = None, latency_ms: float | None = None,
-                  v2_activation_route: bool | None = None, max_allowed_limit: int | None = None,
-                  default_limit: int | None = None, activation_delay_s: float | None = None) -> dict[str, Any]:
+    def configure(
+        self,
+        rate_limit: float | None = None,
+        latency_ms: float | None = None,
+        v2_activation_route: bool | None = None,
+        max_allowed_limit: int | None = None,
+        default_limit: int | None = None,
+        activation_delay_s: float | None = None,
+    ) -> dict[str, Any]:
         """Change runtime settings; ``None`` leaves one as it is. Return the whole configuration."""
         changes = {
-            "rate_limit": rate_limit, "latency_ms": latency_ms, "v2_activation_route": v2_activation_route,
-            "max_allowed_limit": max_allowed_limit, "default_limit": default_limit,
+            "rate_limit": rate_limit,
+            "latency_ms": latency_ms,
+            "v2_activation_route": v2_activation_route,
+            "max_allowed_limit": max_allowed_limit,
+            "default_limit": default_limit,
             "activation_delay_s": activation_delay_s,
         }
         return self._call("POST", "config", {k: v for k, v in changes.items() if v is not None})
@@ -94,8 +125,10 @@ class SandboxControl:
         self._call("DELETE", "requests")
 
     def data(self, collection: str, school_id: int | None = None) -> list[dict[str, Any]]:
-        """Return the ground truth of *collection* (for one school, or all with ``school_id`` added)."""
-        return self._call("GET", f"data/{collection}", params={"school_id": school_id} if school_id else None)
+        """Return the ground truth of *collection*: one school's, or all schools' with ids."""
+        return self._call(
+            "GET", f"data/{collection}", params={"school_id": school_id} if school_id else None
+        )
 
     def reset(self) -> None:
         """Return the sandbox to its seeded state; clear the log and faults."""
@@ -148,7 +181,7 @@ class _ThreadServer:
     def _run(self) -> None:
         try:
             asyncio.run(self._main())
-        except BaseException as exc:  # reported to the starting thread
+        except BaseException as exc:  # noqa: BLE001 - the starting thread raises it
             self._error = exc
             self._ready.set()
 
@@ -178,13 +211,20 @@ class _ThreadServer:
         self._thread.join(timeout=15)
 
 
-def _start_process(options: dict[str, Any], tls: bool) -> tuple[subprocess.Popen[str], str, str | None, Any]:
+def _start_process(
+    options: dict[str, Any], tls: bool
+) -> tuple[subprocess.Popen[str], str, str | None, Any]:
     flags = {
-        "--seed": options["seed"], "--schools": options["schools"],
-        "--learners-per-school": options["learners_per_school"], "--rate-limit": options["rate_limit"],
-        "--latency-ms": options["latency_ms"], "--fault-rate": options["fault_rate"],
-        "--max-allowed-limit": options["max_allowed_limit"], "--default-limit": options["default_limit"],
-        "--activation-delay-s": options["activation_delay_s"], "--username": options["username"],
+        "--seed": options["seed"],
+        "--schools": options["schools"],
+        "--learners-per-school": options["learners_per_school"],
+        "--rate-limit": options["rate_limit"],
+        "--latency-ms": options["latency_ms"],
+        "--fault-rate": options["fault_rate"],
+        "--max-allowed-limit": options["max_allowed_limit"],
+        "--default-limit": options["default_limit"],
+        "--activation-delay-s": options["activation_delay_s"],
+        "--username": options["username"],
     }
     argv = [sys.executable, "-m", "airflow_provider_d6.sandbox", "--port", "0"]
     for flag, value in flags.items():
@@ -195,7 +235,8 @@ def _start_process(options: dict[str, Any], tls: bool) -> tuple[subprocess.Popen
         argv.append("--tls")
     # The password goes through the environment, not argv, which other local users can read.
     env = {**os.environ, PASSWORD_ENV: options["password"]}
-    stderr = tempfile.TemporaryFile(mode="w+")
+    # Kept open for the life of the process (closed by run_sandbox); a pipe could fill and block it.
+    stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
     watchdog = threading.Timer(START_TIMEOUT_S, proc.kill)
     watchdog.start()
@@ -214,11 +255,23 @@ def _start_process(options: dict[str, Any], tls: bool) -> tuple[subprocess.Popen
 
 
 @contextmanager
-def run_sandbox(*, username: str = "sandbox-user", password: str = "sandbox-pass", seed: int = 1,
-                schools: int = 25, learners_per_school: int = 400, rate_limit: float = 0,
-                latency_ms: float = 0, fault_rate: float = 0.0, fault_kinds: list[str] | None = None,
-                tls: bool = False, max_allowed_limit: int = 50, default_limit: int = 10,
-                activation_delay_s: float = 0.0, process: bool = False) -> Iterator[SandboxHandle]:
+def run_sandbox(
+    *,
+    username: str = "sandbox-user",
+    password: str = "sandbox-pass",
+    seed: int = 1,
+    schools: int = 25,
+    learners_per_school: int = 400,
+    rate_limit: float = 0,
+    latency_ms: float = 0,
+    fault_rate: float = 0.0,
+    fault_kinds: list[str] | None = None,
+    tls: bool = False,
+    max_allowed_limit: int = 50,
+    default_limit: int = 10,
+    activation_delay_s: float = 0.0,
+    process: bool = False,
+) -> Iterator[SandboxHandle]:
     """Start a sandbox on a free loopback port; stop it when the block ends.
 
     :param username: the integrator username it accepts.
@@ -237,10 +290,18 @@ def run_sandbox(*, username: str = "sandbox-user", password: str = "sandbox-pass
     :param process: run ``d6-sandbox`` as a subprocess instead of a thread of this process.
     """
     options = {
-        "username": username, "password": password, "seed": seed, "schools": schools,
-        "learners_per_school": learners_per_school, "rate_limit": rate_limit, "latency_ms": latency_ms,
-        "fault_rate": fault_rate, "fault_kinds": fault_kinds, "max_allowed_limit": max_allowed_limit,
-        "default_limit": default_limit, "activation_delay_s": activation_delay_s,
+        "username": username,
+        "password": password,
+        "seed": seed,
+        "schools": schools,
+        "learners_per_school": learners_per_school,
+        "rate_limit": rate_limit,
+        "latency_ms": latency_ms,
+        "fault_rate": fault_rate,
+        "fault_kinds": fault_kinds,
+        "max_allowed_limit": max_allowed_limit,
+        "default_limit": default_limit,
+        "activation_delay_s": activation_delay_s,
     }
     if process:
         proc, root, ca_path, stderr = _start_process(options, tls)

@@ -27,8 +27,16 @@ class D6Client:
         self.session.verify = handle.ca_path or True
         self.auth = {"HTTP-X-USERNAME": handle.username, "HTTP-X-PASSWORD": handle.password}
 
-    def call(self, method: str, path: str, *, school_id: int | str | None = None,
-             headers: dict[str, str] | None = None, auth: bool = True, **kwargs: Any) -> requests.Response:
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        school_id: int | str | None = None,
+        headers: dict[str, str] | None = None,
+        auth: bool = True,
+        **kwargs: Any,
+    ) -> requests.Response:
         sent = dict(self.auth) if auth else {}
         if school_id is not None:
             sent["HTTP-X-SCHOOLID"] = str(school_id)
@@ -39,7 +47,9 @@ class D6Client:
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         return self.call("GET", path, **kwargs)
 
-    def walk(self, path: str, *, school_id: int | None = None, params: dict[str, Any] | None = None) -> list[dict]:
+    def walk(
+        self, path: str, *, school_id: int | None = None, params: dict[str, Any] | None = None
+    ) -> list[dict]:
         """Follow ``next_cursor`` to the end; return every record, asserting the envelope."""
         records: list[dict] = []
         query = dict(params or {})
@@ -77,7 +87,9 @@ def finance_school(control) -> int:
 def authorised_only_school(control) -> int:
     """Return a school that authorised us but has no activated integration."""
     active = {r["school_id"] for r in pairs(control, activated=True)}
-    return next(r["school_id"] for r in pairs(control, activated=False) if r["school_id"] not in active)
+    return next(
+        r["school_id"] for r in pairs(control, activated=False) if r["school_id"] not in active
+    )
 
 
 def unlisted_school(control) -> int:

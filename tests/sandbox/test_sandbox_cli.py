@@ -22,8 +22,13 @@ AUTH = {"HTTP-X-USERNAME": "sandbox-user", "HTTP-X-PASSWORD": "sandbox-pass"}
 
 def _start(*flags: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k != "D6_SANDBOX_PASSWORD"}
-    return subprocess.Popen([str(SANDBOX_BIN), "--port", "0", *flags], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [str(SANDBOX_BIN), "--port", "0", *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
@@ -61,7 +66,9 @@ def test_cli_tls_serves_https_with_a_ca_it_prints():
         ca_path = proc.stdout.readline().strip()
         assert Path(ca_path).is_file()
         base = f"https://127.0.0.1:{match.group(2)}/api"
-        reply = requests.get(f"{base}{CLIENT_INTEGRATIONS}", headers=AUTH, timeout=10, verify=ca_path)
+        reply = requests.get(
+            f"{base}{CLIENT_INTEGRATIONS}", headers=AUTH, timeout=10, verify=ca_path
+        )
         assert reply.status_code == 200
         with pytest.raises(requests.exceptions.SSLError):
             requests.get(f"{base}{CLIENT_INTEGRATIONS}", headers=AUTH, timeout=10, verify=True)
@@ -71,21 +78,33 @@ def test_cli_tls_serves_https_with_a_ca_it_prints():
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.10", "example.org"])
 def test_cli_refuses_a_non_loopback_host(host):
-    result = subprocess.run([str(SANDBOX_BIN), "--host", host, "--port", "0"], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [str(SANDBOX_BIN), "--host", host, "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 2
     assert result.stdout == ""
     assert "--allow-non-loopback" in result.stderr
 
 
 def test_cli_rejects_bad_settings():
-    result = subprocess.run([str(SANDBOX_BIN), "--port", "0", "--default-limit", "80"], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [str(SANDBOX_BIN), "--port", "0", "--default-limit", "80"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 2 and "default_limit" in result.stderr
 
 
 def test_process_mode_passes_the_password_outside_argv_and_serves():
-    with run_sandbox(process=True, schools=3, learners_per_school=10, password="Pr0cess-mode-secret") as handle:
+    with run_sandbox(
+        process=True, schools=3, learners_per_school=10, password="Pr0cess-mode-secret"
+    ) as handle:
         d6 = D6Client(handle)
         assert d6.get(CLIENT_INTEGRATIONS).status_code == 200
         assert d6.control.requests()[0]["status"] == 200
@@ -119,5 +138,7 @@ def test_a_district_of_100000_learners_serves_each_school():
         last_open = d6.walk(f"{FIN}/schools", params={"limit": 50})[-1]["school_id"]
         learners = d6.control.data("learners", last_open)
         assert len(learners) == 500
-        page = d6.get(f"{FIN}/learners", school_id=last_open, params={"all_accounts": 1, "limit": 50}).json()
+        page = d6.get(
+            f"{FIN}/learners", school_id=last_open, params={"all_accounts": 1, "limit": 50}
+        ).json()
         assert len(page["data"]) == 50 and "next_cursor" in page["meta"]

@@ -6,7 +6,15 @@ import json
 
 import pytest
 import requests
-from sandbox_client import CLIENT_INTEGRATIONS, FIN, NOTES, D6Client, finance_school, pairs, unlisted_school
+from sandbox_client import (
+    CLIENT_INTEGRATIONS,
+    FIN,
+    NOTES,
+    D6Client,
+    finance_school,
+    pairs,
+    unlisted_school,
+)
 
 from airflow_provider_d6.sandbox.control import COLLECTIONS
 
@@ -21,8 +29,11 @@ def test_rate_limit_answers_429_with_retry_after_and_a_d6_body(make_sandbox):
     assert int(limited[0].headers["Retry-After"]) >= 1
     assert limited[0].json() == {"success": False, "message": "Too Many Attempts."}
     # Per credential: another credential has its own bucket (and is then refused as unknown).
-    other = d6.get(CLIENT_INTEGRATIONS, auth=False, headers={"HTTP-X-USERNAME": "someone-else",
-                                                             "HTTP-X-PASSWORD": "whatever-pw"})
+    other = d6.get(
+        CLIENT_INTEGRATIONS,
+        auth=False,
+        headers={"HTTP-X-USERNAME": "someone-else", "HTTP-X-PASSWORD": "whatever-pw"},
+    )
     assert other.status_code == 401
     # The control API is never limited.
     assert all(isinstance(d6.control.requests(), list) for _ in range(10))
@@ -39,14 +50,18 @@ def test_rate_limit_can_change_at_run_time(d6):
 
 # -- faults ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kind, status, content_type", [
-    ("500", 500, "application/json"),
-    ("502", 502, "text/html"),
-    ("503", 503, "application/json"),
-    ("429", 429, "application/json"),
-    ("html403", 403, "text/html"),
-    ("route_not_found", 404, "application/json"),
-])
+
+@pytest.mark.parametrize(
+    "kind, status, content_type",
+    [
+        ("500", 500, "application/json"),
+        ("502", 502, "text/html"),
+        ("503", 503, "application/json"),
+        ("429", 429, "application/json"),
+        ("html403", 403, "text/html"),
+        ("route_not_found", 404, "application/json"),
+    ],
+)
 def test_error_faults_answer_without_processing(d6, kind, status, content_type):
     d6.control.set_faults(script=[{"kind": kind, "times": 1}], retry_after="0")
     reply = d6.get(CLIENT_INTEGRATIONS)
@@ -85,8 +100,11 @@ def _activation(d6):
 
 
 def _state(d6, pair):
-    return next(r["activated_by_integrator"] for r in d6.control.data("client_integrations")
-                if (r["school_id"], r["api_type_id"]) == (pair["school_id"], pair["api_type_id"]))
+    return next(
+        r["activated_by_integrator"]
+        for r in d6.control.data("client_integrations")
+        if (r["school_id"], r["api_type_id"]) == (pair["school_id"], pair["api_type_id"])
+    )
 
 
 def test_drop_fault_applies_the_write_then_aborts_the_connection(d6):
@@ -120,14 +138,18 @@ def test_latency_fault_delays_but_answers(d6):
 
 def test_scripted_faults_match_method_and_path_prefix_and_count(d6):
     school_id = finance_school(d6.control)
-    d6.control.set_faults(script=[{"kind": "503", "times": 2, "method": "GET", "path": f"/api{FIN}/learners"}])
+    d6.control.set_faults(
+        script=[{"kind": "503", "times": 2, "method": "GET", "path": f"/api{FIN}/learners"}]
+    )
     assert d6.get(CLIENT_INTEGRATIONS).status_code == 200
     statuses = [d6.get(f"{FIN}/learners", school_id=school_id).status_code for _ in range(3)]
     assert statuses == [503, 503, 200]
 
 
 def test_random_faults_at_a_rate_over_chosen_kinds(make_sandbox):
-    d6 = D6Client(make_sandbox(schools=4, learners_per_school=10, fault_rate=1.0, fault_kinds=["502"]))
+    d6 = D6Client(
+        make_sandbox(schools=4, learners_per_school=10, fault_rate=1.0, fault_kinds=["502"])
+    )
     assert {d6.get(CLIENT_INTEGRATIONS).status_code for _ in range(5)} == {502}
     d6.control.clear_faults()
     assert d6.get(CLIENT_INTEGRATIONS).status_code == 200
@@ -143,10 +165,15 @@ def test_unknown_fault_kinds_are_refused(d6):
 
 # -- control API ----------------------------------------------------------------------------------
 
+
 def test_authorise_and_deauthorise_play_the_school_side_of_onboarding(d6):
     school_id = unlisted_school(d6.control)
     record = d6.control.authorise(school_id, 9)
-    assert (record["school_id"], record["api_type_id"], record["activated_by_integrator"]) == (school_id, 9, "No")
+    assert (record["school_id"], record["api_type_id"], record["activated_by_integrator"]) == (
+        school_id,
+        9,
+        "No",
+    )
     listed = d6.walk(CLIENT_INTEGRATIONS, params={"school_id": school_id})
     assert [(r["api_type_id"], r["activated_by_integrator"]) for r in listed] == [(9, "No")]
     activate = {"school_id": school_id, "api_type_id": 9, "state": True}
@@ -161,9 +188,17 @@ def test_reset_returns_to_the_seeded_state(d6):
     school_id = finance_school(d6.control)
     before = d6.control.data("notes", school_id)
     person = d6.control.data("accountable_persons", school_id)[0]
-    d6.call("POST", NOTES, school_id=school_id, json={
-        "accountable_person_id": person["accountable_person_id"], "date": before[0]["date"],
-        "note_type_id": 3, "note": "to be forgotten"})
+    d6.call(
+        "POST",
+        NOTES,
+        school_id=school_id,
+        json={
+            "accountable_person_id": person["accountable_person_id"],
+            "date": before[0]["date"],
+            "note_type_id": 3,
+            "note": "to be forgotten",
+        },
+    )
     d6.control.authorise(unlisted_school(d6.control), 8)
     d6.control.set_faults(rate=1.0, kinds=["500"])
     d6.control.configure(rate_limit=1)
@@ -179,7 +214,10 @@ def test_request_log_records_what_was_asked_and_answered(d6):
     d6.get(f"{FIN}/learners", school_id=school_id, params={"limit": 5, "all_accounts": 1})
     d6.get(f"{FIN}/learners/1", school_id=school_id)
     log = d6.control.requests()
-    assert [(e["method"], e["status"], e["school_id"]) for e in log] == [("GET", 200, school_id), ("GET", 404, school_id)]
+    assert [(e["method"], e["status"], e["school_id"]) for e in log] == [
+        ("GET", 200, school_id),
+        ("GET", 404, school_id),
+    ]
     assert log[0]["query"] == {"limit": "5", "all_accounts": "1"}
     d6.control.clear_requests()
     assert d6.control.requests() == []
@@ -191,7 +229,9 @@ def test_data_serves_every_collection(d6):
         records = d6.control.data(collection, school_id)
         assert isinstance(records, list) and records, collection
     everywhere = d6.control.data("learners")
-    assert {r["school_id"] for r in everywhere} == {s["school_id"] for s in d6.control.data("schools")}
+    assert {r["school_id"] for r in everywhere} == {
+        s["school_id"] for s in d6.control.data("schools")
+    }
     with pytest.raises(RuntimeError, match="unknown collection"):
         d6.control.data("secrets")
 

@@ -1,4 +1,4 @@
-"""Cursor pagination of the sandbox (CONTRACT.md §2): whole walks in both orders, limits, cursors."""
+"""Cursor pagination of the sandbox (CONTRACT.md §2): walks in both orders, limits, cursors."""
 
 from __future__ import annotations
 
@@ -17,12 +17,15 @@ def _walk_pages(d6, path, *, school_id=None, **params):
         query["cursor"] = body["meta"]["next_cursor"]
 
 
-@pytest.mark.parametrize("path, key, finance, limit", [
-    (CLIENT_INTEGRATIONS, None, False, 3),
-    (f"{FIN}/learners", "learner_id", True, 7),
-    (f"{FIN}/debtornotes/notes", "note_id", True, 4),
-    (f"{FIN}/financialtransactions", "transaction_id", True, 50),
-])
+@pytest.mark.parametrize(
+    "path, key, finance, limit",
+    [
+        (CLIENT_INTEGRATIONS, None, False, 3),
+        (f"{FIN}/learners", "learner_id", True, 7),
+        (f"{FIN}/debtornotes/notes", "note_id", True, 4),
+        (f"{FIN}/financialtransactions", "transaction_id", True, 50),
+    ],
+)
 def test_walk_both_orders_yields_every_record_once(d6, path, key, finance, limit):
     school_id = finance_school(d6.control) if finance else None
 
@@ -38,7 +41,10 @@ def test_walk_both_orders_yields_every_record_once(d6, path, key, finance, limit
     assert forward == sorted(forward)
     assert backward == forward[::-1]
     assert all(len(page["data"]) == limit for page in forward_pages[:-1])
-    assert all(page["meta"]["limit"] == limit and page["meta"]["max_allowed_limit"] == 50 for page in forward_pages)
+    assert all(
+        page["meta"]["limit"] == limit and page["meta"]["max_allowed_limit"] == 50
+        for page in forward_pages
+    )
     assert "next_cursor" not in forward_pages[-1]["meta"]
 
 
@@ -54,13 +60,23 @@ def test_default_page_size_and_settings_come_from_meta(d6):
     assert body["meta"]["limit"] == 10 and len(body["data"]) == 10
     d6.control.configure(max_allowed_limit=5, default_limit=3)
     body = d6.get(CLIENT_INTEGRATIONS).json()
-    assert (body["meta"]["limit"], body["meta"]["max_allowed_limit"], len(body["data"])) == (3, 5, 3)
+    assert (body["meta"]["limit"], body["meta"]["max_allowed_limit"], len(body["data"])) == (
+        3,
+        5,
+        3,
+    )
 
 
-@pytest.mark.parametrize("params, field", [
-    ({"limit": 51}, "limit"), ({"limit": 0}, "limit"), ({"limit": "ten"}, "limit"),
-    ({"cursor": "not-a-cursor!"}, "cursor"), ({"reverse_order": "backwards"}, "reverse_order"),
-])
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"limit": 51}, "limit"),
+        ({"limit": 0}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"cursor": "not-a-cursor!"}, "cursor"),
+        ({"reverse_order": "backwards"}, "reverse_order"),
+    ],
+)
 def test_bad_pagination_parameters_are_400(d6, params, field):
     reply = d6.get(CLIENT_INTEGRATIONS, params=params)
     assert reply.status_code == 400

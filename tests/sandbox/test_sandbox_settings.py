@@ -1,26 +1,44 @@
-"""The sandbox's Settings routes, auth and routing quirks, over real HTTP (CONTRACT.md §1, §3, §5)."""
+"""The sandbox's Settings routes, auth and routing quirks over real HTTP (CONTRACT.md §1-§5)."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from sandbox_client import CLIENT_INTEGRATIONS, FIN, authorised_only_school, finance_school, pairs, unlisted_school
+from sandbox_client import (
+    CLIENT_INTEGRATIONS,
+    FIN,
+    authorised_only_school,
+    finance_school,
+    pairs,
+    unlisted_school,
+)
 
 from tests.conftest import SANDBOX_PASSWORD
 
 RECORD_KEYS = {
-    "school_id", "school_name", "admin_email_address", "telephone_calling_code", "telephone_number",
-    "api_type_id", "api_type", "activated_by_integrator",
+    "school_id",
+    "school_name",
+    "admin_email_address",
+    "telephone_calling_code",
+    "telephone_number",
+    "api_type_id",
+    "api_type",
+    "activated_by_integrator",
 }
 
 
 def test_client_integrations_cover_every_onboarding_state(d6):
     records = d6.walk(CLIENT_INTEGRATIONS)
     assert records and all(set(r) == RECORD_KEYS for r in records)
-    assert all(isinstance(r["school_id"], int) and isinstance(r["api_type_id"], int) for r in records)
+    assert all(
+        isinstance(r["school_id"], int) and isinstance(r["api_type_id"], int) for r in records
+    )
     assert {r["activated_by_integrator"] for r in records} == {"Yes", "No"}
-    assert {(r["api_type_id"], r["api_type"]) for r in records} == {(8, "Admin+ API"), (9, "Curriculum+ API")}
+    assert {(r["api_type_id"], r["api_type"]) for r in records} == {
+        (8, "Admin+ API"),
+        (9, "Curriculum+ API"),
+    }
     school_1000 = [r for r in records if r["school_id"] == 1000]
     assert school_1000[0]["school_name"] == "d6+ Primary School"
     # A school that authorised nothing is simply not listed.
@@ -36,8 +54,11 @@ def test_client_integrations_filter_by_school_and_api_type(d6):
 def test_client_integrations_refuse_a_non_integer_filter(d6):
     reply = d6.get(CLIENT_INTEGRATIONS, params={"school_id": "abc"})
     assert reply.status_code == 400
-    assert reply.json() == {"success": False, "message": "Validation Failed",
-                            "validation_errors": {"school_id": "The school_id must be an integer."}}
+    assert reply.json() == {
+        "success": False,
+        "message": "Validation Failed",
+        "validation_errors": {"school_id": "The school_id must be an integer."},
+    }
 
 
 @pytest.mark.parametrize("method", ["PATCH", "POST"])
@@ -56,24 +77,35 @@ def test_change_state_answers_200_then_400_already(d6, method):
     off = d6.call(method, CLIENT_INTEGRATIONS, json={**body, "state": False})
     assert (off.status_code, off.json()["message"]) == (200, "Integration successfully deactivated")
     off_again = d6.call(method, CLIENT_INTEGRATIONS, json={**body, "state": "0"})
-    assert (off_again.status_code, off_again.json()["message"]) == (400, "Integration already deactivated")
+    assert (off_again.status_code, off_again.json()["message"]) == (
+        400,
+        "Integration already deactivated",
+    )
 
 
 def test_change_state_refuses_a_pair_the_school_has_not_authorised(d6):
     school_id = unlisted_school(d6.control)
-    reply = d6.call("PATCH", CLIENT_INTEGRATIONS, json={"school_id": school_id, "api_type_id": 8, "state": True})
+    reply = d6.call(
+        "PATCH", CLIENT_INTEGRATIONS, json={"school_id": school_id, "api_type_id": 8, "state": True}
+    )
     assert reply.status_code == 401
     assert reply.json() == {"success": False, "message": "Client has not authorised access"}
 
 
 def test_change_state_validates_every_field(d6):
-    reply = d6.call("PATCH", CLIENT_INTEGRATIONS, json={"school_id": 1000, "api_type_id": 7, "state": "maybe"})
+    reply = d6.call(
+        "PATCH", CLIENT_INTEGRATIONS, json={"school_id": 1000, "api_type_id": 7, "state": "maybe"}
+    )
     assert reply.status_code == 400
-    assert reply.json()["validation_errors"] == {"api_type_id": "The api_type_id is invalid",
-                                                 "state": "The State must be a boolean"}
+    assert reply.json()["validation_errors"] == {
+        "api_type_id": "The api_type_id is invalid",
+        "state": "The State must be a boolean",
+    }
     missing = d6.call("POST", CLIENT_INTEGRATIONS, json={})
     assert set(missing.json()["validation_errors"]) == {"school_id", "api_type_id", "state"}
-    not_json = d6.call("PATCH", CLIENT_INTEGRATIONS, data="{nope", headers={"Content-Type": "application/json"})
+    not_json = d6.call(
+        "PATCH", CLIENT_INTEGRATIONS, data="{nope", headers={"Content-Type": "application/json"}
+    )
     assert not_json.status_code == 400
 
 
@@ -82,7 +114,9 @@ def test_v1_clients_are_a_bare_array_with_string_ids(d6):
     assert reply.status_code == 200
     records = reply.json()
     assert isinstance(records, list) and records
-    assert all(isinstance(r["school_login_id"], str) and isinstance(r["api_type_id"], str) for r in records)
+    assert all(
+        isinstance(r["school_login_id"], str) and isinstance(r["api_type_id"], str) for r in records
+    )
     one = d6.get("/v1/settings/clients/1000").json()
     assert {r["school_login_id"] for r in one} == {"1000"}
 
@@ -99,9 +133,16 @@ def test_v1_patch_answers_204_empty_and_is_idempotent(d6):
     for _ in range(2):
         reply = d6.call("PATCH", path, json={"api_type_id": pair["api_type_id"], "state": 1})
         assert (reply.status_code, reply.content) == (204, b"")
-    now = d6.walk(CLIENT_INTEGRATIONS, params={"school_id": pair["school_id"], "api_type_id": pair["api_type_id"]})
+    now = d6.walk(
+        CLIENT_INTEGRATIONS,
+        params={"school_id": pair["school_id"], "api_type_id": pair["api_type_id"]},
+    )
     assert now[0]["activated_by_integrator"] == "Yes"
-    refused = d6.call("PATCH", f"/v1/settings/clients/{unlisted_school(d6.control)}", json={"api_type_id": 8, "state": 1})
+    refused = d6.call(
+        "PATCH",
+        f"/v1/settings/clients/{unlisted_school(d6.control)}",
+        json={"api_type_id": 8, "state": 1},
+    )
     assert refused.status_code == 401
     assert refused.json()["error_description"] == "Client has not authorised access"
 
@@ -110,18 +151,30 @@ def test_v2_activation_route_can_answer_route_not_found_as_reported_live(d6):
     d6.control.configure(v2_activation_route=False)
     pair = pairs(d6.control, activated=False)[0]
     for method in ("PATCH", "POST"):
-        reply = d6.call(method, CLIENT_INTEGRATIONS, json={"school_id": pair["school_id"],
-                                                            "api_type_id": pair["api_type_id"], "state": 1})
+        reply = d6.call(
+            method,
+            CLIENT_INTEGRATIONS,
+            json={"school_id": pair["school_id"], "api_type_id": pair["api_type_id"], "state": 1},
+        )
         assert reply.status_code == 404
         assert reply.json()["error"] == "route_not_found"
     assert d6.get(CLIENT_INTEGRATIONS).status_code == 200
-    fallback = d6.call("PATCH", f"/v1/settings/clients/{pair['school_id']}",
-                       json={"api_type_id": pair["api_type_id"], "state": 1})
+    fallback = d6.call(
+        "PATCH",
+        f"/v1/settings/clients/{pair['school_id']}",
+        json={"api_type_id": pair["api_type_id"], "state": 1},
+    )
     assert fallback.status_code == 204
 
 
-@pytest.mark.parametrize("headers", [{}, {"HTTP-X-USERNAME": "sandbox-user"},
-                                     {"HTTP-X-USERNAME": "sandbox-user", "HTTP-X-PASSWORD": "wrong-password"}])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"HTTP-X-USERNAME": "sandbox-user"},
+        {"HTTP-X-USERNAME": "sandbox-user", "HTTP-X-PASSWORD": "wrong-password"},
+    ],
+)
 def test_bad_credentials_get_a_401_d6_error(d6, headers):
     reply = d6.get(CLIENT_INTEGRATIONS, auth=False, headers=headers)
     assert reply.status_code == 401
@@ -144,7 +197,9 @@ def test_a_path_without_a_version_answers_200_with_an_empty_body(d6):
 def test_activation_opens_finance_for_the_school(d6):
     school_id = authorised_only_school(d6.control)
     assert d6.get(f"{FIN}/learners", school_id=school_id).status_code == 401
-    d6.call("PATCH", CLIENT_INTEGRATIONS, json={"school_id": school_id, "api_type_id": 8, "state": True})
+    d6.call(
+        "PATCH", CLIENT_INTEGRATIONS, json={"school_id": school_id, "api_type_id": 8, "state": True}
+    )
     assert d6.get(f"{FIN}/learners", school_id=school_id).status_code == 200
 
 
@@ -152,7 +207,9 @@ def test_activation_delay_keeps_finance_closed_until_it_passes(d6):
     # [field] Data endpoints answer only 1-2 minutes after activation.
     d6.control.configure(activation_delay_s=600)
     school_id = authorised_only_school(d6.control)
-    d6.call("PATCH", CLIENT_INTEGRATIONS, json={"school_id": school_id, "api_type_id": 8, "state": True})
+    d6.call(
+        "PATCH", CLIENT_INTEGRATIONS, json={"school_id": school_id, "api_type_id": 8, "state": True}
+    )
     assert d6.get(f"{FIN}/learners", school_id=school_id).status_code == 401
     d6.control.configure(activation_delay_s=0)
     assert d6.get(f"{FIN}/learners", school_id=school_id).status_code == 200
@@ -162,7 +219,10 @@ def test_the_request_log_never_holds_header_values(d6):
     d6.get(CLIENT_INTEGRATIONS)
     d6.get(f"{FIN}/learners", school_id=1000)
     log = d6.control.requests()
-    assert [e["path"] for e in log] == ["/api/v2/settings/clientintegrations", "/api/v2/finplus/debtmanagement/learners"]
+    assert [e["path"] for e in log] == [
+        "/api/v2/settings/clientintegrations",
+        "/api/v2/finplus/debtmanagement/learners",
+    ]
     assert log[1]["school_id"] == 1000 and log[0]["school_id"] is None
     assert set(log[0]) == {"method", "path", "query", "status", "fault", "school_id", "ts"}
     dumped = json.dumps(log)
@@ -172,6 +232,11 @@ def test_the_request_log_never_holds_header_values(d6):
 def test_v1_patch_validates_its_body(d6):
     reply = d6.call("PATCH", "/v1/settings/clients/1000", json={"api_type_id": 8})
     assert reply.status_code == 400
-    assert reply.json() == {"error": "Bad Request", "error_description": "The state field is required."}
-    bad_type = d6.call("PATCH", "/v1/settings/clients/1000", json={"api_type_id": "eight", "state": 1})
+    assert reply.json() == {
+        "error": "Bad Request",
+        "error_description": "The state field is required.",
+    }
+    bad_type = d6.call(
+        "PATCH", "/v1/settings/clients/1000", json={"api_type_id": "eight", "state": 1}
+    )
     assert bad_type.status_code == 400 and "api_type_id" in bad_type.json()["error_description"]
