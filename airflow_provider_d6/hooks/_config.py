@@ -53,13 +53,15 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def _number(name: str, value: Any, *, integer: bool = False, minimum: float = 0.0, strict: bool = True) -> Any:
+def _number(
+    name: str, value: Any, *, integer: bool = False, minimum: float = 0.0, strict: bool = True
+) -> Any:
+    kind = "an integer" if integer else "a number"
+    if isinstance(value, bool):  # a JSON true is not a number of seconds
+        raise D6ConfigurationError(f"{name} must be {kind}, got {value!r}")
     try:
-        if isinstance(value, bool):
-            raise ValueError
         number = int(str(value).strip()) if integer else float(value)
     except (TypeError, ValueError):
-        kind = "an integer" if integer else "a number"
         raise D6ConfigurationError(f"{name} must be {kind}, got {value!r}") from None
     if number < minimum or (strict and number == minimum):
         bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
@@ -76,7 +78,9 @@ def _verify(value: Any) -> bool | str:
     if text.lower() in ("false", "0", "no"):
         return False
     if not os.path.exists(text):
-        raise D6ConfigurationError(f"verify must be true, false or the path of a CA bundle; {text!r} does not exist")
+        raise D6ConfigurationError(
+            f"verify must be true, false or the path of a CA bundle; {text!r} does not exist"
+        )
     return text
 
 
@@ -94,12 +98,18 @@ def resolve_options(extra: dict[str, Any] | None, **kwargs: Any) -> dict[str, An
             value = extra.get(name)
         options[name] = default if _blank(value) else value
     options["timeout"] = _number("timeout", options["timeout"])
-    options["max_retries"] = _number("max_retries", options["max_retries"], integer=True, strict=False)
+    options["max_retries"] = _number(
+        "max_retries", options["max_retries"], integer=True, strict=False
+    )
     if options["requests_per_second"] is not None:
-        options["requests_per_second"] = _number("requests_per_second", options["requests_per_second"])
+        options["requests_per_second"] = _number(
+            "requests_per_second", options["requests_per_second"]
+        )
     route = str(options["activation_route"]).strip().lower()
     if route not in ACTIVATION_ROUTES:
-        raise D6ConfigurationError(f"activation_route must be one of {', '.join(ACTIVATION_ROUTES)}, got {route!r}")
+        raise D6ConfigurationError(
+            f"activation_route must be one of {', '.join(ACTIVATION_ROUTES)}, got {route!r}"
+        )
     options["activation_route"] = route
     options["verify"] = _verify(options["verify"])
     return options
@@ -115,9 +125,13 @@ def check_base_url(host: str | None) -> str:
         url = f"https://{url}"
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise D6ConfigurationError(f"host must be an https:// URL such as {DEFAULT_BASE_URL}, got {url!r}")
+        raise D6ConfigurationError(
+            f"host must be an https:// URL such as {DEFAULT_BASE_URL}, got {url!r}"
+        )
     if parts.username or parts.password or parts.query or parts.fragment:
-        raise D6ConfigurationError("host must be a plain base URL (no credentials, query or fragment)")
+        raise D6ConfigurationError(
+            "host must be a plain base URL (no credentials, query or fragment)"
+        )
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
         raise D6ConfigurationError(
             f"refusing plain http:// for {parts.hostname}: the d6 credentials are sent as headers on "
@@ -144,9 +158,13 @@ def settings_from_connection(conn: Any, **kwargs: Any) -> D6Settings:
     options = resolve_options(getattr(conn, "extra_dejson", None), **kwargs)
     base_url = check_base_url(conn.host)
     if _blank(conn.login):
-        raise D6ConfigurationError(f"connection {conn.conn_id!r}: login (the d6 integrator username) is empty")
+        raise D6ConfigurationError(
+            f"connection {conn.conn_id!r}: login (the d6 integrator username) is empty"
+        )
     if _blank(conn.password):
-        raise D6ConfigurationError(f"connection {conn.conn_id!r}: password (the d6 integrator password) is empty")
+        raise D6ConfigurationError(
+            f"connection {conn.conn_id!r}: password (the d6 integrator password) is empty"
+        )
     return D6Settings(base_url=base_url, login=conn.login, password=conn.password, **options)
 
 
@@ -161,7 +179,9 @@ def default_verify(verify: bool | str) -> bool | str:
     return verify
 
 
-def build_policy(settings: D6Settings, retry_policy: RetryPolicy | None, max_retries: int | None) -> RetryPolicy:
+def build_policy(
+    settings: D6Settings, retry_policy: RetryPolicy | None, max_retries: int | None
+) -> RetryPolicy:
     """Return the retry policy a hook uses.
 
     ``max_retries`` counts attempts in total (0 and 1 both mean "never retry"). An explicit
@@ -176,4 +196,9 @@ def build_policy(settings: D6Settings, retry_policy: RetryPolicy | None, max_ret
         return RetryPolicy(max_attempts=max(1, settings.max_retries))
     if max_retries is None:
         return retry_policy
-    return RetryPolicy(max(1, settings.max_retries), retry_policy.base, retry_policy.cap, retry_policy.retry_after_cap)
+    return RetryPolicy(
+        max(1, settings.max_retries),
+        retry_policy.base,
+        retry_policy.cap,
+        retry_policy.retry_after_cap,
+    )

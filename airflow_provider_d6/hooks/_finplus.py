@@ -32,9 +32,16 @@ class FinancePlusMethods:
         _policy: RetryPolicy
 
         def _send(self, method: str, path: str, **kwargs: Any) -> Any: ...
-        def _get_one(self, endpoint: Endpoint, school_id: int | None, record_id: Any) -> dict[str, Any]: ...
-        def _iter_resource(self, endpoint: Endpoint, school_id: Any, filters: dict[str, Any]) -> Iterator[dict[str, Any]]: ...
-        def _iter_endpoint(self, endpoint: Endpoint, school_id: int | None, params: dict[str, Any]) -> Iterator[dict[str, Any]]: ...
+        def _get_one(
+            self, endpoint: Endpoint, school_id: int | None, record_id: Any
+        ) -> dict[str, Any]: ...
+        def _iter_resource(
+            self, endpoint: Endpoint, school_id: Any, filters: dict[str, Any]
+        ) -> Iterator[dict[str, Any]]: ...
+        def _iter_endpoint(
+            self, endpoint: Endpoint, school_id: int | None, params: dict[str, Any]
+        ) -> Iterator[dict[str, Any]]: ...
+
         base_url: str
         log: Any
 
@@ -71,7 +78,11 @@ class FinancePlusMethods:
 
     def get_accountable_person(self, school_id: int, accountable_person_id: int) -> dict[str, Any]:
         """Return one accountable person."""
-        return self._get_one(ENDPOINTS["accountable_persons"], check_id(school_id, "school_id"), accountable_person_id)
+        return self._get_one(
+            ENDPOINTS["accountable_persons"],
+            check_id(school_id, "school_id"),
+            accountable_person_id,
+        )
 
     def get_transaction_types(self, school_id: int) -> list[dict[str, Any]]:
         """Return the school's transaction types (General Journal, Receipt, ...)."""
@@ -95,7 +106,9 @@ class FinancePlusMethods:
         """Yield the age analysis rows (per family by default; see ``per_learner``/``per_category``)."""
         return self._iter_resource(ENDPOINTS["age_analysis"], school_id, filters)
 
-    def iter_financial_transactions(self, school_id: int, **filters: Any) -> Iterator[dict[str, Any]]:
+    def iter_financial_transactions(
+        self, school_id: int, **filters: Any
+    ) -> Iterator[dict[str, Any]]:
         """Yield financial transaction rows; ``end_date`` needs ``start_date``."""
         return self._iter_resource(ENDPOINTS["financial_transactions"], school_id, filters)
 
@@ -139,7 +152,9 @@ class FinancePlusMethods:
             "note_type_id": check_id(note_type_id, "note_type_id"),
         }
         if communication_type_id is not None:
-            params["communication_type_id"] = check_id(communication_type_id, "communication_type_id")
+            params["communication_type_id"] = check_id(
+                communication_type_id, "communication_type_id"
+            )
         day, text = check_date(date, "date").isoformat(), note or ""
         best: dict[str, Any] | None = None
         for record in self._iter_endpoint(NOTES, school_id, params):
@@ -147,7 +162,10 @@ class FinancePlusMethods:
                 continue
             if (record.get("note") or "") != text:
                 continue
-            if communication_type_id is not None and record.get("communication_type_id") != params["communication_type_id"]:
+            if (
+                communication_type_id is not None
+                and record.get("communication_type_id") != params["communication_type_id"]
+            ):
                 continue
             if best is None or _note_id(record) > _note_id(best):
                 best = record
@@ -191,29 +209,52 @@ class FinancePlusMethods:
             "promise_to_pays": promise_to_pays,
         }
         body = check_note(fields, today=_today())
-        lookup = {k: body.get(k) for k in ("accountable_person_id", "date", "note_type_id", "communication_type_id", "note")}
+        lookup = {
+            k: body.get(k)
+            for k in (
+                "accountable_person_id",
+                "date",
+                "note_type_id",
+                "communication_type_id",
+                "note",
+            )
+        }
         if if_not_exists:
             existing = self.find_note(school_id, **lookup)
             if existing is not None:
-                self.log.info("d6 note %s already exists; not creating another", existing.get("note_id"))
+                self.log.info(
+                    "d6 note %s already exists; not creating another", existing.get("note_id")
+                )
                 return existing
         attempt = 0
         while True:
             attempt += 1
             try:
-                payload = self._send("POST", NOTES.path, json=body, school_id=school_id, idempotent=False)
+                payload = self._send(
+                    "POST", NOTES.path, json=body, school_id=school_id, idempotent=False
+                )
                 return self._write_result(NOTES, payload, "POST", NOTES.path)
             except (D6ConnectionError, D6ServerError) as err:
-                if isinstance(err, D6ServerError) and not self._policy.is_ambiguous(status=err.status_code):
+                if isinstance(err, D6ServerError) and not self._policy.is_ambiguous(
+                    status=err.status_code
+                ):
                     raise
                 found = self.find_note(school_id, **lookup)
                 if found is not None:
-                    self.log.warning("d6 Create Note failed ambiguously (%s) but the note landed: %s", type(err).__name__, found.get("note_id"))
+                    self.log.warning(
+                        "d6 Create Note failed ambiguously (%s) but the note landed: %s",
+                        type(err).__name__,
+                        found.get("note_id"),
+                    )
                     return found
                 if attempt >= self._policy.max_attempts:
                     raise
                 delay = self._policy.wait(attempt)
-                self.log.warning("d6 Create Note failed (%s) and did not land; sending again in %.2fs", type(err).__name__, delay)
+                self.log.warning(
+                    "d6 Create Note failed (%s) and did not land; sending again in %.2fs",
+                    type(err).__name__,
+                    delay,
+                )
                 time.sleep(delay)
 
     def update_note(self, school_id: int, note_id: int, **fields: Any) -> dict[str, Any]:
@@ -236,7 +277,9 @@ class FinancePlusMethods:
     def delete_note(self, school_id: int, note_id: int) -> dict[str, Any]:
         """Soft-delete a note; returns d6's answer (``{"status": "Deleted"}``)."""
         school_id, note_id = check_id(school_id, "school_id"), check_id(note_id, "note_id")
-        payload = self._send("DELETE", f"{NOTES.path}/{note_id}", school_id=school_id, allow_empty=True)
+        payload = self._send(
+            "DELETE", f"{NOTES.path}/{note_id}", school_id=school_id, allow_empty=True
+        )
         return payload if isinstance(payload, dict) else {"status": "Deleted"}
 
     def restore_note(self, school_id: int, note_id: int) -> dict[str, Any]:
@@ -262,10 +305,14 @@ class FinancePlusMethods:
         """Delete a promise to pay; returns d6's answer (``{"status": "Deleted"}``)."""
         school_id = check_id(school_id, "school_id")
         promise_to_pay_id = check_id(promise_to_pay_id, "promise_to_pay_id")
-        payload = self._send("DELETE", f"{PROMISES.path}/{promise_to_pay_id}", school_id=school_id, allow_empty=True)
+        payload = self._send(
+            "DELETE", f"{PROMISES.path}/{promise_to_pay_id}", school_id=school_id, allow_empty=True
+        )
         return payload if isinstance(payload, dict) else {"status": "Deleted"}
 
-    def _write_result(self, endpoint: Endpoint, payload: Any, method: str, path: str) -> dict[str, Any]:
+    def _write_result(
+        self, endpoint: Endpoint, payload: Any, method: str, path: str
+    ) -> dict[str, Any]:
         return coerce_ids(single(payload, method=method, url=self.base_url + path), endpoint)
 
 

@@ -48,9 +48,12 @@ def parse_response(
         return _parse(status, headers, body or b"", method, url, allow_empty)
     except D6Error:
         raise
-    except Exception as exc:  # a parser must not leak a KeyError, RecursionError, ... to callers
+    except Exception as exc:  # noqa: BLE001 - a parser must not leak a KeyError, RecursionError, ... to callers
         raise D6ResponseError(
-            f"could not interpret d6's answer ({type(exc).__name__})", status_code=status, method=method, url=url
+            f"could not interpret d6's answer ({type(exc).__name__})",
+            status_code=status,
+            method=method,
+            url=url,
         ) from None
 
 
@@ -74,22 +77,33 @@ def _snippet(body: bytes) -> str:
     return " ".join(text.split()) + ("…" if len(body) > _SNIPPET else "")
 
 
-def _parse(status: int, headers: Mapping[str, str] | None, body: bytes, method: str, url: str, allow_empty: bool) -> Any:
+def _parse(
+    status: int,
+    headers: Mapping[str, str] | None,
+    body: bytes,
+    method: str,
+    url: str,
+    allow_empty: bool,
+) -> Any:
     common = {"status_code": status, "method": method, "url": url}
     if 200 <= status < 300:
         if not body.strip():
             if allow_empty or status == 204:
                 return None
             # d6 answered 200 with an empty string to unversioned paths: never read that as "no data".
-            raise D6ResponseError("d6 answered with an empty body where JSON was expected", **common)
+            raise D6ResponseError(
+                "d6 answered with an empty body where JSON was expected", **common
+            )
         ok, payload = _load(body)
         if not ok:
             if _looks_like_html(headers, body):
                 raise D6ResponseError(
-                    "d6 answered with an HTML page where JSON was expected (a proxy or firewall page?)", **common
+                    "d6 answered with an HTML page where JSON was expected (a proxy or firewall page?)",
+                    **common,
                 )
             raise D6ResponseError(
-                f"d6 answered with a body that is not valid JSON (truncated?): {_snippet(body)!r}", **common
+                f"d6 answered with a body that is not valid JSON (truncated?): {_snippet(body)!r}",
+                **common,
             )
         return payload
 
@@ -156,7 +170,9 @@ def envelope(payload: Any, *, method: str, url: str) -> tuple[list[Any], dict[st
         return payload["data"], meta if isinstance(meta, dict) else {}
     if isinstance(payload, list):
         return payload, {}
-    raise D6ResponseError("expected a collection ({data: [...], meta: {...}}) from d6", method=method, url=url)
+    raise D6ResponseError(
+        "expected a collection ({data: [...], meta: {...}}) from d6", method=method, url=url
+    )
 
 
 def single(payload: Any, *, method: str, url: str) -> dict[str, Any]:

@@ -20,7 +20,9 @@ class TokenBucket:
     :param clock: monotonic clock in seconds (injectable for tests)
     """
 
-    def __init__(self, rate: float, *, burst: int = 1, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, rate: float, *, burst: int = 1, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         if rate <= 0:
             raise ValueError("rate must be > 0")
         self._lock = threading.Lock()

@@ -38,15 +38,21 @@ def query_bool(value: bool) -> str:
 def check_id(value: Any, field: str) -> int:
     """Return *value* as a positive int id, or raise ``D6InputError`` naming *field*."""
     if isinstance(value, bool):
-        raise D6InputError(f"expected a positive integer id, got {value!r}", field=field, allowed="integer >= 1")
+        raise D6InputError(
+            f"expected a positive integer id, got {value!r}", field=field, allowed="integer >= 1"
+        )
     if isinstance(value, int):
         number = value
     elif isinstance(value, str) and value.strip().isdigit():
         number = int(value.strip())
     else:
-        raise D6InputError(f"expected a positive integer id, got {value!r}", field=field, allowed="integer >= 1")
+        raise D6InputError(
+            f"expected a positive integer id, got {value!r}", field=field, allowed="integer >= 1"
+        )
     if number < 1:
-        raise D6InputError(f"expected a positive integer id, got {value!r}", field=field, allowed="integer >= 1")
+        raise D6InputError(
+            f"expected a positive integer id, got {value!r}", field=field, allowed="integer >= 1"
+        )
     return number
 
 
@@ -74,10 +80,16 @@ def check_date(value: Any, field: str) -> date:
     if isinstance(value, str):
         text = value.strip()
         try:
-            return date.fromisoformat(text[:10]) if len(text) > 10 and text[10] in "T " else date.fromisoformat(text)
+            return (
+                date.fromisoformat(text[:10])
+                if len(text) > 10 and text[10] in "T "
+                else date.fromisoformat(text)
+            )
         except ValueError:
             pass
-    raise D6InputError(f"expected a date, got {value!r}", field=field, allowed="YYYY-MM-DD, date or datetime")
+    raise D6InputError(
+        f"expected a date, got {value!r}", field=field, allowed="YYYY-MM-DD, date or datetime"
+    )
 
 
 def check_filters(endpoint: Endpoint, filters: Mapping[str, Any]) -> dict[str, Any]:
@@ -105,13 +117,19 @@ def check_filters(endpoint: Endpoint, filters: Mapping[str, Any]) -> dict[str, A
             params[name] = _check_code(value, name)
         elif isinstance(kind, tuple):
             if value not in kind:
-                raise D6InputError(f"unexpected value {value!r}", field=name, allowed="/".join(kind))
+                raise D6InputError(
+                    f"unexpected value {value!r}", field=name, allowed="/".join(kind)
+                )
             params[name] = value
     if "end_date" in params:
         if "start_date" not in params:
-            raise D6InputError("end_date needs start_date", field="end_date", allowed="start_date and end_date")
+            raise D6InputError(
+                "end_date needs start_date", field="end_date", allowed="start_date and end_date"
+            )
         if params["end_date"] < params["start_date"]:
-            raise D6InputError("end_date is before start_date", field="end_date", allowed=">= start_date")
+            raise D6InputError(
+                "end_date is before start_date", field="end_date", allowed=">= start_date"
+            )
     return params
 
 
@@ -120,7 +138,9 @@ def _check_code(value: Any, field: str) -> int | str:
         return value
     if isinstance(value, str) and value.strip():
         return value.strip()
-    raise D6InputError(f"expected a debtor code, got {value!r}", field=field, allowed="non-empty string or integer")
+    raise D6InputError(
+        f"expected a debtor code, got {value!r}", field=field, allowed="non-empty string or integer"
+    )
 
 
 def check_money(value: Any, field: str) -> str:
@@ -133,15 +153,21 @@ def check_money(value: Any, field: str) -> str:
         text = value.strip()
     else:
         raise D6InputError(
-            f"expected an amount as a decimal string, got {value!r}", field=field, allowed='e.g. "150.00"'
+            f"expected an amount as a decimal string, got {value!r}",
+            field=field,
+            allowed='e.g. "150.00"',
         )
     if not _MONEY.match(text):
         raise D6InputError(f"not a decimal amount: {value!r}", field=field, allowed='e.g. "150.00"')
     try:
         if Decimal(text) <= 0:
-            raise D6InputError(f"must be greater than zero, got {value!r}", field=field, allowed="> 0")
+            raise D6InputError(
+                f"must be greater than zero, got {value!r}", field=field, allowed="> 0"
+            )
     except InvalidOperation:
-        raise D6InputError(f"not a decimal amount: {value!r}", field=field, allowed='e.g. "150.00"') from None
+        raise D6InputError(
+            f"not a decimal amount: {value!r}", field=field, allowed='e.g. "150.00"'
+        ) from None
     return text
 
 
@@ -159,32 +185,53 @@ def _check_window(value: Any, field: str, first: date, last: date) -> str:
 def check_promises(promises: Any, *, today: date, updating: bool) -> list[dict[str, Any]]:
     """Validate promise-to-pay items and return them as JSON body items."""
     if not isinstance(promises, (list, tuple)) or not promises and not updating:
-        raise D6InputError("expected a non-empty list of promises", field="promise_to_pays",
-                           allowed="[{date_promised, amount_promised}, ...]")
+        raise D6InputError(
+            "expected a non-empty list of promises",
+            field="promise_to_pays",
+            allowed="[{date_promised, amount_promised}, ...]",
+        )
     first, last = date(today.year, 1, 1), date(today.year + 1, 12, 31)
     items = []
     for index, item in enumerate(promises):
         where = f"promise_to_pays[{index}]"
         if not isinstance(item, Mapping):
-            raise D6InputError("expected an object", field=where, allowed="{date_promised, amount_promised}")
+            raise D6InputError(
+                "expected an object", field=where, allowed="{date_promised, amount_promised}"
+            )
         for forbidden in SCHOOL_ONLY_FIELDS:
             if forbidden in item:
-                raise D6InputError("only the school may set this", field=f"{where}.{forbidden}",
-                                   allowed="date_promised, amount_promised" + (", promise_to_pay_id" if updating else ""))
-        known = {"date_promised", "amount_promised"} | ({"promise_to_pay_id"} if updating else set())
+                raise D6InputError(
+                    "only the school may set this",
+                    field=f"{where}.{forbidden}",
+                    allowed="date_promised, amount_promised"
+                    + (", promise_to_pay_id" if updating else ""),
+                )
+        known = {"date_promised", "amount_promised"} | (
+            {"promise_to_pay_id"} if updating else set()
+        )
         unknown = sorted(set(item) - known)
         if unknown:
-            raise D6InputError("unknown promise field", field=f"{where}.{unknown[0]}", allowed=", ".join(sorted(known)))
+            raise D6InputError(
+                "unknown promise field",
+                field=f"{where}.{unknown[0]}",
+                allowed=", ".join(sorted(known)),
+            )
         body: dict[str, Any] = {}
         if "promise_to_pay_id" in item and item["promise_to_pay_id"] is not None:
-            body["promise_to_pay_id"] = check_id(item["promise_to_pay_id"], f"{where}.promise_to_pay_id")
+            body["promise_to_pay_id"] = check_id(
+                item["promise_to_pay_id"], f"{where}.promise_to_pay_id"
+            )
         for key in ("date_promised", "amount_promised"):
             if item.get(key) is None and ("promise_to_pay_id" not in body):
                 raise D6InputError("required", field=f"{where}.{key}", allowed="a value")
         if item.get("date_promised") is not None:
-            body["date_promised"] = _check_window(item["date_promised"], f"{where}.date_promised", first, last)
+            body["date_promised"] = _check_window(
+                item["date_promised"], f"{where}.date_promised", first, last
+            )
         if item.get("amount_promised") is not None:
-            body["amount_promised"] = check_money(item["amount_promised"], f"{where}.amount_promised")
+            body["amount_promised"] = check_money(
+                item["amount_promised"], f"{where}.amount_promised"
+            )
         items.append(body)
     return items
 
@@ -196,12 +243,21 @@ def check_note(fields: Mapping[str, Any], *, today: date, updating: bool = False
     :param today: the date the d6 windows are computed from
     :param updating: validate an Update Note body (every field optional, ``status`` allowed)
     """
-    allowed = {"accountable_person_id", "date", "note_type_id", "communication_type_id", "note", "promise_to_pays"}
+    allowed = {
+        "accountable_person_id",
+        "date",
+        "note_type_id",
+        "communication_type_id",
+        "note",
+        "promise_to_pays",
+    }
     if updating:
         allowed.add("status")
     for name in fields:
         if name in SCHOOL_ONLY_FIELDS:
-            raise D6InputError("only the school may set this", field=name, allowed=", ".join(sorted(allowed)))
+            raise D6InputError(
+                "only the school may set this", field=name, allowed=", ".join(sorted(allowed))
+            )
         if name not in allowed:
             raise D6InputError("unknown note field", field=name, allowed=", ".join(sorted(allowed)))
     given = {k: v for k, v in fields.items() if v is not None}
@@ -214,23 +270,41 @@ def check_note(fields: Mapping[str, Any], *, today: date, updating: bool = False
         if name in given:
             body[name] = check_id(given[name], name)
     if "date" in given:
-        body["date"] = _check_window(given["date"], "date", date(today.year - 1, 1, 1), date(today.year + 1, 12, 31))
+        body["date"] = _check_window(
+            given["date"], "date", date(today.year - 1, 1, 1), date(today.year + 1, 12, 31)
+        )
     if "note" in given:
         if not isinstance(given["note"], str):
-            raise D6InputError(f"expected text, got {type(given['note']).__name__}", field="note", allowed="a string")
+            raise D6InputError(
+                f"expected text, got {type(given['note']).__name__}",
+                field="note",
+                allowed="a string",
+            )
         body["note"] = given["note"]
     note_type_id = body.get("note_type_id")
     if not updating and note_type_id != NOTE_TYPE_INTERNAL and "communication_type_id" not in body:
-        raise D6InputError("required unless the note is an internal note (note_type_id 3)",
-                           field="communication_type_id", allowed="a communication type id")
+        raise D6InputError(
+            "required unless the note is an internal note (note_type_id 3)",
+            field="communication_type_id",
+            allowed="a communication type id",
+        )
     if "promise_to_pays" in given:
-        body["promise_to_pays"] = check_promises(given["promise_to_pays"], today=today, updating=updating)
+        body["promise_to_pays"] = check_promises(
+            given["promise_to_pays"], today=today, updating=updating
+        )
     elif not updating and note_type_id == NOTE_TYPE_PROMISE:
-        raise D6InputError("required for a promise-to-pay note (note_type_id 2)", field="promise_to_pays",
-                           allowed="[{date_promised, amount_promised}, ...]")
+        raise D6InputError(
+            "required for a promise-to-pay note (note_type_id 2)",
+            field="promise_to_pays",
+            allowed="[{date_promised, amount_promised}, ...]",
+        )
     if "status" in given:
         if given["status"] not in NOTE_STATUSES:
-            raise D6InputError(f"unexpected status {given['status']!r}", field="status", allowed="/".join(NOTE_STATUSES))
+            raise D6InputError(
+                f"unexpected status {given['status']!r}",
+                field="status",
+                allowed="/".join(NOTE_STATUSES),
+            )
         body["status"] = given["status"]
     if updating and not body:
         raise D6InputError("nothing to update", field="fields", allowed=", ".join(sorted(allowed)))

@@ -22,9 +22,6 @@ from airflow_provider_d6.exceptions import (
     D6ConnectionError,
     D6Error,
     D6InputError,
-    D6NotFoundError,
-    D6ResponseError,
-    D6ValidationError,
 )
 from airflow_provider_d6.hooks._config import (
     USER_AGENT,
@@ -36,17 +33,20 @@ from airflow_provider_d6.hooks._config import (
 from airflow_provider_d6.hooks._endpoints import (
     ENDPOINTS,
     RESOURCE_FIELDS,
-    V1_CLIENT_STATE_PATH,
     Endpoint,
     coerce_ids,
 )
 from airflow_provider_d6.hooks._finplus import FinancePlusMethods
 from airflow_provider_d6.hooks._parse import envelope, parse_response, single
 from airflow_provider_d6.hooks._retry import MAYBE_SENT, NOT_SENT, RetryPolicy, parse_retry_after
+from airflow_provider_d6.hooks._settings import (
+    CLIENT_INTEGRATIONS,
+    ClientIntegrationMethods,
+    client_integration_record,
+)
 from airflow_provider_d6.hooks._throttle import make_throttle
-from airflow_provider_d6.hooks._validate import check_bool, check_filters, check_id
+from airflow_provider_d6.hooks._validate import check_filters, check_id
 
-CLIENT_INTEGRATIONS = ENDPOINTS["client_integrations"]
 # Pagination progress is logged every this many pages (and once at the end), not per page.
 _LOG_EVERY_PAGES = 20
 # Operators apply changes from a thread pool of up to 32 workers sharing one hook.
@@ -69,21 +69,7 @@ def failure_kind(exc: requests.RequestException) -> str | None:
     return None
 
 
-def client_integration_record(payload: Any) -> dict[str, Any] | None:
-    """Return the client integration record in a v2 or v1 answer, normalised to v2, or None.
-
-    v2 wraps it in ``data``; v1 sends it bare, names the school ``school_login_id`` and sends
-    every id as a string.
-    """
-    record = payload.get("data", payload) if isinstance(payload, dict) else None
-    if not isinstance(record, dict) or "activated_by_integrator" not in record:
-        return None
-    if "school_id" not in record and "school_login_id" in record:
-        record = {"school_id": record["school_login_id"], **{k: v for k, v in record.items() if k != "school_login_id"}}
-    return coerce_ids(record, CLIENT_INTEGRATIONS)
-
-
-class D6Hook(FinancePlusMethods, HttpHook):
+class D6Hook(ClientIntegrationMethods, FinancePlusMethods, HttpHook):
     """Call the d6+ Integrate API through one reusable, thread-safe session.
 
     The connection is read once, on first use. Options resolve as hook kwargs > connection extras
@@ -171,7 +157,9 @@ class D6Hook(FinancePlusMethods, HttpHook):
                 mask_secret(settings.password)
             except ImportError:  # pragma: no cover - older task SDKs
                 pass
-            self._policy = build_policy(settings, self._retry_policy, self._overrides["max_retries"])
+            self._policy = build_policy(
+                settings, self._retry_policy, self._overrides["max_retries"]
+            )
             self._throttle = make_throttle(settings.requests_per_second)
             self._timeout = settings.timeout
             self._verify = default_verify(settings.verify)
@@ -192,7 +180,9 @@ class D6Hook(FinancePlusMethods, HttpHook):
             self._settings = settings
             self._session = session
 
-    def get_conn(self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None) -> requests.Session:
+    def get_conn(
+        self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
+    ) -> requests.Session:
         """Return the shared session (HttpHook API); per-call headers are not applied to it."""
         return self.session
 
@@ -249,20 +239,36 @@ class D6Hook(FinancePlusMethods, HttpHook):
             if status == 429 or status >= 500:
                 throttle.feedback(status == 429)
                 if policy.should_retry(attempt, status=status, idempotent=idempotent):
-                    delay = policy.wait(attempt, parse_retry_after(response.headers.get("Retry-After")))
+                    delay = policy.wait(
+                        attempt, parse_retry_after(response.headers.get("Retry-After"))
+                    )
                     self._pause(method, url, attempt, f"HTTP {status}", delay)
                     continue
-            return parse_response(status, response.headers, response.content, method=method, url=url, allow_empty=allow_empty)
+            return parse_response(
+                status,
+                response.headers,
+                response.content,
+                method=method,
+                url=url,
+                allow_empty=allow_empty,
+            )
 
     def _pause(self, method: str, url: str, attempt: int, what: str, delay: float) -> None:
         self.log.warning(
             "d6 %s %s: %s on attempt %d of %d; retrying in %.2fs",
-            method, url, what, attempt, self._policy.max_attempts, delay,
+            method,
+            url,
+            what,
+            attempt,
+            self._policy.max_attempts,
+            delay,
         )
         if delay > 0:
             time.sleep(delay)
 
-    def _iter_endpoint(self, endpoint: Endpoint, school_id: int | None, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    def _iter_endpoint(
+        self, endpoint: Endpoint, school_id: int | None, params: dict[str, Any]
+    ) -> Iterator[dict[str, Any]]:
         """Yield every record of a paginated collection, one page in memory at a time."""
         limit = self._max_limits.get(endpoint.name)
         if limit:
@@ -303,7 +309,9 @@ class D6Hook(FinancePlusMethods, HttpHook):
         payload = self._send("GET", path, school_id=school_id)
         return coerce_ids(single(payload, method="GET", url=self.base_url + path), endpoint)
 
-    def iter_resource(self, resource: str, school_id: int | None = None, **filters: Any) -> Iterator[dict[str, Any]]:
+    def iter_resource(
+        self, resource: str, school_id: int | None = None, **filters: Any
+    ) -> Iterator[dict[str, Any]]:
         """Yield the records of *resource* by name (``schools``, ``learners``, ``notes``, ...).
 
         :param resource: a key of ``RESOURCE_FIELDS``
@@ -313,7 +321,11 @@ class D6Hook(FinancePlusMethods, HttpHook):
         """
         endpoint = ENDPOINTS.get(resource)
         if endpoint is None:
-            raise D6InputError(f"unknown resource {resource!r}", field="resource", allowed=", ".join(sorted(ENDPOINTS)))
+            raise D6InputError(
+                f"unknown resource {resource!r}",
+                field="resource",
+                allowed=", ".join(sorted(ENDPOINTS)),
+            )
         if endpoint.name == "client_integrations":
             return self.iter_client_integrations(school_id=school_id, **filters)
         if endpoint.name == "schools" and school_id is not None:
@@ -321,7 +333,9 @@ class D6Hook(FinancePlusMethods, HttpHook):
             return iter([self.get_school(school_id)])
         return self._iter_resource(endpoint, school_id, filters)
 
-    def _iter_resource(self, endpoint: Endpoint, school_id: Any, filters: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    def _iter_resource(
+        self, endpoint: Endpoint, school_id: Any, filters: dict[str, Any]
+    ) -> Iterator[dict[str, Any]]:
         # Validation happens here, eagerly, so that bad input fails before the first request
         # even though the records are produced lazily by the generator below.
         if endpoint.school_scoped:
@@ -330,83 +344,21 @@ class D6Hook(FinancePlusMethods, HttpHook):
         if endpoint.paginated:
             return self._iter_endpoint(endpoint, school_id, params)
         if params:
-            raise D6InputError("this resource takes no filters", field=next(iter(params)), allowed="none")
-        return iter(self._list(endpoint, school_id))
-
-    # -- client integrations -----------------------------------------------------------------
-
-    def iter_client_integrations(self, school_id: int | None = None, api_type_id: int | None = None, **filters: Any) -> Iterator[dict[str, Any]]:
-        """Yield the client integrations (school x API type pairs that authorised us).
-
-        :param school_id: only this school
-        :param api_type_id: only this API type (8 Admin+, 9 Curriculum+)
-        """
-        params = check_filters(CLIENT_INTEGRATIONS, {"school_id": school_id, "api_type_id": api_type_id, **filters})
-        return self._iter_endpoint(CLIENT_INTEGRATIONS, None, params)
-
-    def get_client_integrations(self, school_id: int | None = None, api_type_id: int | None = None) -> list[dict[str, Any]]:
-        """Return the client integrations as a list (see ``iter_client_integrations``)."""
-        return list(self.iter_client_integrations(school_id=school_id, api_type_id=api_type_id))
-
-    def get_client_integration(self, school_id: int, api_type_id: int) -> dict[str, Any] | None:
-        """Return the client integration of one school and API type, or None if not authorised."""
-        school_id, api_type_id = check_id(school_id, "school_id"), check_id(api_type_id, "api_type_id")
-        for record in self.iter_client_integrations(school_id=school_id, api_type_id=api_type_id):
-            if record.get("school_id") == school_id and record.get("api_type_id") == api_type_id:
-                return record
-        return None
-
-    def set_client_integration_state(self, school_id: int, api_type_id: int, state: bool) -> dict[str, Any]:
-        """Activate (True) or deactivate (False) a client integration and return its record.
-
-        Idempotent: "already in that state" is success. Setting a state is also safe to retry,
-        so the PATCH goes through the normal retry policy. Raises ``D6NotAuthorisedError`` when
-        the school has not authorised this integrator.
-
-        :param school_id: the school
-        :param api_type_id: the API type
-        :param state: True to activate, False to deactivate
-        """
-        school_id, api_type_id = check_id(school_id, "school_id"), check_id(api_type_id, "api_type_id")
-        state = check_bool(state, "state")
-        route = self.settings.activation_route  # also loads the connection, which sets the v1 flag
-        if not self._use_v1_activation:
-            body = {"school_id": school_id, "api_type_id": api_type_id, "state": state}
-            try:
-                return self._patch_state(CLIENT_INTEGRATIONS.path, body, school_id, api_type_id)
-            except D6NotFoundError as err:
-                if not (err.route_not_found and route == "auto"):
-                    raise
-                self.log.warning("d6 has no v2 Change Client Integration State route; using v1 from now on")
-                with self._lock:
-                    self._use_v1_activation = True
-        # v1 documents the state as an int.
-        body = {"api_type_id": api_type_id, "state": 1 if state else 0}
-        return self._patch_state(V1_CLIENT_STATE_PATH.format(school_id=school_id), body, school_id, api_type_id)
-
-    def _patch_state(self, path: str, body: dict[str, Any], school_id: int, api_type_id: int) -> dict[str, Any]:
-        try:
-            payload = self._send("PATCH", path, json=body, allow_empty=True)
-        except D6ValidationError as err:
-            if "already" not in err.message.lower():
-                raise
-            payload = err.body
-        record = client_integration_record(payload)
-        if record is not None:
-            return record
-        # 204 (v1 answers with an empty body) or an answer without the record: read it back.
-        record = self.get_client_integration(school_id, api_type_id)
-        if record is None:
-            raise D6ResponseError(
-                f"d6 accepted the change but school {school_id} / API type {api_type_id} is not listed",
-                method="PATCH",
-                url=self.base_url + path,
+            raise D6InputError(
+                "this resource takes no filters", field=next(iter(params)), allowed="none"
             )
-        return record
+        return iter(self._list(endpoint, school_id))
 
     # -- Airflow ------------------------------------------------------------------------------
 
-    def run(self, endpoint: str | None = None, data: Any = None, headers: dict[str, Any] | None = None, extra_options: dict[str, Any] | None = None, **request_kwargs: Any) -> Any:
+    def run(
+        self,
+        endpoint: str | None = None,
+        data: Any = None,
+        headers: dict[str, Any] | None = None,
+        extra_options: dict[str, Any] | None = None,
+        **request_kwargs: Any,
+    ) -> Any:
         """Call a raw d6 path (HttpHook API) through the shared session; return the parsed JSON.
 
         :param endpoint: path below the base URL, e.g. ``v2/settings/clientintegrations``
@@ -417,23 +369,37 @@ class D6Hook(FinancePlusMethods, HttpHook):
         school_id = (headers or {}).get("HTTP-X-SCHOOLID")
         if self.method == "GET":
             return self._send("GET", path, params=data, school_id=school_id)
-        return self._send(self.method, path, json=data, school_id=school_id, idempotent=self.method != "POST", allow_empty=True)
+        return self._send(
+            self.method,
+            path,
+            json=data,
+            school_id=school_id,
+            idempotent=self.method != "POST",
+            allow_empty=True,
+        )
 
     def test_connection(self) -> tuple[bool, str]:
         """Make one cheap authenticated call and say what the credentials can see."""
         try:
             self._load()
             limit = self._max_limits.get(CLIENT_INTEGRATIONS.name)
-            payload = self._send("GET", CLIENT_INTEGRATIONS.path, params={"limit": limit} if limit else None)
-            data, meta = envelope(payload, method="GET", url=self.base_url + CLIENT_INTEGRATIONS.path)
+            payload = self._send(
+                "GET", CLIENT_INTEGRATIONS.path, params={"limit": limit} if limit else None
+            )
+            data, meta = envelope(
+                payload, method="GET", url=self.base_url + CLIENT_INTEGRATIONS.path
+            )
         except D6Error as err:
             return False, str(err)
-        except Exception as err:  # the UI shows the message; keep it free of connection details
+        except Exception as err:  # noqa: BLE001 - the UI shows why, whatever went wrong
             return False, f"{type(err).__name__}: {err}"
         more = "+" if meta.get("next_cursor") else ""
-        return True, f"Connected to {self.base_url}: {len(data)}{more} client integration(s) visible"
+        return (
+            True,
+            f"Connected to {self.base_url}: {len(data)}{more} client integration(s) visible",
+        )
 
 
 from airflow_provider_d6.hooks.d6_async import D6AsyncHook
 
-__all__ = ["RESOURCE_FIELDS", "D6AsyncHook", "D6Hook", "RetryPolicy"]
+__all__ = ["RESOURCE_FIELDS", "D6AsyncHook", "D6Hook", "RetryPolicy", "client_integration_record"]

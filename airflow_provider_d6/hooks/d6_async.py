@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 from airflow.sdk import BaseHook
@@ -98,14 +98,22 @@ class D6AsyncHook(BaseHook):
                     mask_secret(settings.password)
                 except ImportError:  # pragma: no cover - older task SDKs
                     pass
-                self._policy = build_policy(settings, self._retry_policy, self._overrides["max_retries"])
+                self._policy = build_policy(
+                    settings, self._retry_policy, self._overrides["max_retries"]
+                )
                 self._throttle = make_throttle(settings.requests_per_second)
-                headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **settings.auth_headers()}
+                headers = {
+                    "User-Agent": USER_AGENT,
+                    "Accept": "application/json",
+                    **settings.auth_headers(),
+                }
                 self._session = aiohttp.ClientSession(
                     headers=headers,
                     timeout=aiohttp.ClientTimeout(total=settings.timeout),
                     trust_env=True,  # honour HTTPS_PROXY / NO_PROXY like the sync hook
-                    connector=aiohttp.TCPConnector(ssl=await asyncio.to_thread(_ssl_context, settings.verify)),
+                    connector=aiohttp.TCPConnector(
+                        ssl=await asyncio.to_thread(_ssl_context, settings.verify)
+                    ),
                 )
                 self._settings = settings
         return self._session
@@ -116,14 +124,23 @@ class D6AsyncHook(BaseHook):
             await self._session.close()
             self._session = None
 
-    async def __aenter__(self) -> D6AsyncHook:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    async def _send(self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None,
-                    school_id: int | None = None, idempotent: bool = True, allow_empty: bool = False) -> Any:
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        school_id: int | None = None,
+        idempotent: bool = True,
+        allow_empty: bool = False,
+    ) -> Any:
         session = await self._ensure()
         url = self._settings.base_url + path  # type: ignore[union-attr]
         headers = {"HTTP-X-SCHOOLID": str(school_id)} if school_id is not None else None
@@ -134,37 +151,58 @@ class D6AsyncHook(BaseHook):
             if wait:
                 await asyncio.sleep(wait)
             try:
-                async with session.request(method, url, params=params, json=json, headers=headers, allow_redirects=False) as response:
+                async with session.request(
+                    method, url, params=params, json=json, headers=headers, allow_redirects=False
+                ) as response:
                     status, body = response.status, await response.read()
                     response_headers = response.headers
             except (TimeoutError, aiohttp.ClientError) as exc:
                 kind = _failure_kind(exc)
                 if kind and self._policy.should_retry(attempt, failure=kind, idempotent=idempotent):
-                    await self._pause(method, url, attempt, type(exc).__name__, self._policy.wait(attempt))
+                    await self._pause(
+                        method, url, attempt, type(exc).__name__, self._policy.wait(attempt)
+                    )
                     continue
                 raise D6ConnectionError(
-                    f"no answer from d6 ({type(exc).__name__}) after {attempt} attempt(s)", method=method, url=url
+                    f"no answer from d6 ({type(exc).__name__}) after {attempt} attempt(s)",
+                    method=method,
+                    url=url,
                 ) from exc
             if status == 429 or status >= 500:
                 self._throttle.feedback(status == 429)
                 if self._policy.should_retry(attempt, status=status, idempotent=idempotent):
-                    delay = self._policy.wait(attempt, parse_retry_after(response_headers.get("Retry-After")))
+                    delay = self._policy.wait(
+                        attempt, parse_retry_after(response_headers.get("Retry-After"))
+                    )
                     await self._pause(method, url, attempt, f"HTTP {status}", delay)
                     continue
-            return parse_response(status, response_headers, body, method=method, url=url, allow_empty=allow_empty)
+            return parse_response(
+                status, response_headers, body, method=method, url=url, allow_empty=allow_empty
+            )
 
     async def _pause(self, method: str, url: str, attempt: int, what: str, delay: float) -> None:
-        self.log.warning("d6 %s %s: %s on attempt %d of %d; retrying in %.2fs",
-                         method, url, what, attempt, self._policy.max_attempts, delay)
+        self.log.warning(
+            "d6 %s %s: %s on attempt %d of %d; retrying in %.2fs",
+            method,
+            url,
+            what,
+            attempt,
+            self._policy.max_attempts,
+            delay,
+        )
         await asyncio.sleep(delay)
 
-    async def iter_client_integrations(self, school_id: int | None = None, api_type_id: int | None = None) -> AsyncIterator[dict[str, Any]]:
+    async def iter_client_integrations(
+        self, school_id: int | None = None, api_type_id: int | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
         """Yield the client integrations page by page (async generator).
 
         :param school_id: only this school
         :param api_type_id: only this API type
         """
-        params = check_filters(CLIENT_INTEGRATIONS, {"school_id": school_id, "api_type_id": api_type_id})
+        params = check_filters(
+            CLIENT_INTEGRATIONS, {"school_id": school_id, "api_type_id": api_type_id}
+        )
         if self._max_limit:
             params["limit"] = self._max_limit
         url_path = CLIENT_INTEGRATIONS.path
@@ -183,10 +221,17 @@ class D6AsyncHook(BaseHook):
             if self._max_limit:
                 params["limit"] = self._max_limit
 
-    async def get_client_integration(self, school_id: int, api_type_id: int) -> dict[str, Any] | None:
+    async def get_client_integration(
+        self, school_id: int, api_type_id: int
+    ) -> dict[str, Any] | None:
         """Return the client integration of one school and API type, or None if not listed."""
-        school_id, api_type_id = check_id(school_id, "school_id"), check_id(api_type_id, "api_type_id")
-        async for record in self.iter_client_integrations(school_id=school_id, api_type_id=api_type_id):
+        school_id, api_type_id = (
+            check_id(school_id, "school_id"),
+            check_id(api_type_id, "api_type_id"),
+        )
+        async for record in self.iter_client_integrations(
+            school_id=school_id, api_type_id=api_type_id
+        ):
             if record.get("school_id") == school_id and record.get("api_type_id") == api_type_id:
                 return record
         return None

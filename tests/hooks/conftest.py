@@ -45,6 +45,12 @@ def make_hook(connect):
 
 
 @pytest.fixture
+def sandbox(make_sandbox):
+    """A smaller district than the default (12 schools x 40 learners) keeps the hook tests quick."""
+    return make_sandbox(schools=12, learners_per_school=40)
+
+
+@pytest.fixture
 def hook(sandbox, make_hook) -> D6Hook:
     """A D6Hook on the default sandbox."""
     return make_hook(sandbox)

@@ -30,7 +30,11 @@ def finance_school(control) -> int:
 
 def closed_school(control) -> int:
     """Return a school with no activated integration (Finance+ answers 401 for it)."""
-    active = {r["school_id"] for r in control.data("client_integrations") if r["activated_by_integrator"] == "Yes"}
+    active = {
+        r["school_id"]
+        for r in control.data("client_integrations")
+        if r["activated_by_integrator"] == "Yes"
+    }
     for school in control.data("schools"):
         if school["school_id"] not in active:
             return school["school_id"]
@@ -40,6 +44,7 @@ def closed_school(control) -> int:
 def d6_requests(control, path: str, method: str | None = None) -> list[dict[str, Any]]:
     """Return the logged d6 requests whose path ends with *path* (and of *method*)."""
     return [
-        r for r in control.requests()
+        r
+        for r in control.requests()
         if r["path"].endswith(path) and (method is None or r["method"] == method)
     ]

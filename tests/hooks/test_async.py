@@ -75,7 +75,9 @@ def test_async_dropped_connection_retried(sandbox, connect):
     sandbox.control.set_faults(script=[{"kind": "drop", "times": 1, "path": CI}])
 
     async def main():
-        async with D6AsyncHook(conn_id, retry_policy=RetryPolicy(max_attempts=3, base=0.01, cap=0.02)) as hook:
+        async with D6AsyncHook(
+            conn_id, retry_policy=RetryPolicy(max_attempts=3, base=0.01, cap=0.02)
+        ) as hook:
             return await hook.get_client_integration(1000, 8)
 
     assert _run(main())["api_type_id"] == 8
@@ -86,7 +88,10 @@ def test_async_bad_credentials(make_sandbox, monkeypatch):
     from tests.conftest import connection_json
 
     handle = make_sandbox(schools=2, learners_per_school=5)
-    monkeypatch.setenv("AIRFLOW_CONN_D6_ASYNC_BAD", connection_json(handle).replace(SANDBOX_PASSWORD, "wrong-pass-1234"))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_D6_ASYNC_BAD",
+        connection_json(handle).replace(SANDBOX_PASSWORD, "wrong-pass-1234"),
+    )
 
     async def main():
         async with D6AsyncHook("d6_async_bad", retry_policy=FAST) as hook:
@@ -94,7 +99,9 @@ def test_async_bad_credentials(make_sandbox, monkeypatch):
 
     with pytest.raises(Exception) as info:
         _run(main())
-    assert getattr(info.value, "status_code", None) == 401 and not isinstance(info.value, D6NotAuthorisedError)
+    assert getattr(info.value, "status_code", None) == 401 and not isinstance(
+        info.value, D6NotAuthorisedError
+    )
 
 
 def test_adaptive_throttle_slows_down_on_a_live_rate_limit(make_sandbox, make_hook):

@@ -13,10 +13,19 @@ from airflow_provider_d6.hooks.d6 import D6Hook
 PASSWORD = "S3ntinel-cfg-7a1b2c3d4e"
 
 
-def _conn(monkeypatch, *, host="https://d6.example.test/api", login="integrator", password=PASSWORD, **extra):
+def _conn(
+    monkeypatch,
+    *,
+    host="https://d6.example.test/api",
+    login="integrator",
+    password=PASSWORD,
+    **extra,
+):
     monkeypatch.setenv(
         "AIRFLOW_CONN_D6_CFG",
-        json.dumps({"conn_type": "d6", "host": host, "login": login, "password": password, "extra": extra}),
+        json.dumps(
+            {"conn_type": "d6", "host": host, "login": login, "password": password, "extra": extra}
+        ),
     )
     return "d6_cfg"
 
@@ -67,12 +76,16 @@ def test_plain_http_refused_outside_loopback(monkeypatch, host):
         D6Hook(_conn(monkeypatch, host=host)).session  # noqa: B018
 
 
-@pytest.mark.parametrize("host", ["http://127.0.0.1:9/api", "http://localhost:9/api", "http://[::1]:9/api"])
+@pytest.mark.parametrize(
+    "host", ["http://127.0.0.1:9/api", "http://localhost:9/api", "http://[::1]:9/api"]
+)
 def test_plain_http_allowed_on_loopback(monkeypatch, host):
     assert D6Hook(_conn(monkeypatch, host=host)).settings.base_url == host
 
 
-@pytest.mark.parametrize(("field", "values"), [("password", {"password": ""}), ("login", {"login": None})])
+@pytest.mark.parametrize(
+    ("field", "values"), [("password", {"password": ""}), ("login", {"login": None})]
+)
 def test_missing_credential_named(monkeypatch, field, values):
     with pytest.raises(D6ConfigurationError, match=field):
         D6Hook(_conn(monkeypatch, **values)).session  # noqa: B018
@@ -95,7 +108,12 @@ def test_bad_extras_refused(monkeypatch, extra, message):
 
 def test_own_extras_never_headers(monkeypatch):
     conn_id = _conn(
-        monkeypatch, timeout=5, max_retries=2, requests_per_second=4, activation_route="v1", verify=False
+        monkeypatch,
+        timeout=5,
+        max_retries=2,
+        requests_per_second=4,
+        activation_route="v1",
+        verify=False,
     )
     hook = D6Hook(conn_id)
     session_headers = {k.lower() for k in hook.session.headers}
@@ -103,7 +121,9 @@ def test_own_extras_never_headers(monkeypatch):
         __import__("requests").Request("GET", hook.base_url + "/v2/settings/clientintegrations")
     )
     for headers in (session_headers, {k.lower() for k in prepared.headers}):
-        assert headers.isdisjoint({"timeout", "max_retries", "requests_per_second", "activation_route", "verify"})
+        assert headers.isdisjoint(
+            {"timeout", "max_retries", "requests_per_second", "activation_route", "verify"}
+        )
         assert {"http-x-username", "http-x-password", "user-agent"} <= headers
     assert hook.session.headers["User-Agent"].startswith("airflow-provider-d6/")
 

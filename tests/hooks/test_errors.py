@@ -27,14 +27,24 @@ TRANSACTIONS = "v2/finplus/debtmanagement/financialtransactions"
 
 
 def _fault(control, kind, times=1, path=CI, method="GET", retry_after="0"):
-    control.set_faults(script=[{"kind": kind, "times": times, "method": method, "path": path}], retry_after=retry_after)
+    control.set_faults(
+        script=[{"kind": kind, "times": times, "method": method, "path": path}],
+        retry_after=retry_after,
+    )
 
 
 @pytest.mark.parametrize("status", ["429", "500", "502", "503"])
-def test_transient_status_retried_then_succeeds(sandbox, hook, status):
+def test_transient_status_retried_then_succeeds(sandbox, make_hook, status):
+    hook = make_hook(
+        sandbox, requests_per_second=1000
+    )  # a fixed rate: no adaptive slow-down on 429
     _fault(sandbox.control, status, times=2)
     assert hook.get_client_integrations(school_id=1000)
-    assert [r["status"] for r in d6_requests(sandbox.control, CI)] == [int(status), int(status), 200]
+    assert [r["status"] for r in d6_requests(sandbox.control, CI)] == [
+        int(status),
+        int(status),
+        200,
+    ]
 
 
 def test_504_retried(sandbox, hook, monkeypatch):
@@ -49,7 +59,11 @@ def test_504_retried(sandbox, hook, monkeypatch):
         calls.append(request.url)
         if len(calls) == 1:
             response = requests.Response()
-            response.status_code, response._content, response.url = 504, b"<html>504</html>", request.url
+            response.status_code, response._content, response.url = (
+                504,
+                b"<html>504</html>",
+                request.url,
+            )
             response.headers["Content-Type"] = "text/html"
             return response
         return real(session, request, **kwargs)
@@ -60,7 +74,7 @@ def test_504_retried(sandbox, hook, monkeypatch):
 
 
 def test_429_honours_retry_after_and_gives_up_after_max_retries(sandbox, make_hook):
-    hook = make_hook(sandbox, max_retries=3)
+    hook = make_hook(sandbox, max_retries=3, requests_per_second=1000)
     _fault(sandbox.control, "429", times=10, retry_after="0")
     with pytest.raises(D6RateLimitError) as info:
         hook.get_client_integrations()
@@ -100,8 +114,11 @@ def test_school_not_authorised(sandbox, hook):
 def test_validation_error_carries_fields(sandbox, hook):
     # The hook refuses this itself; the raw run() shows d6's own 400 is understood too.
     with pytest.raises(D6ValidationError) as info:
-        hook.run(TRANSACTIONS, data={"end_date": "2026-01-01"},
-                 headers={"HTTP-X-SCHOOLID": finance_school(sandbox.control)})
+        hook.run(
+            TRANSACTIONS,
+            data={"end_date": "2026-01-01"},
+            headers={"HTTP-X-SCHOOLID": finance_school(sandbox.control)},
+        )
     assert info.value.status_code == 400 and "start_date" in info.value.validation_errors
 
 
@@ -143,7 +160,7 @@ def test_no_answer_after_retries(sandbox, make_hook):
 
 def test_timeout_applies_to_every_request(sandbox, make_hook):
     hook = make_hook(sandbox, timeout=0.3, max_retries=1)
-    sandbox.control.set_faults(script=[{"kind": "slow", "times": 1, "path": CI}], slow_seconds=3)
+    sandbox.control.set_faults(script=[{"kind": "slow", "times": 1, "path": CI}], slow_seconds=1)
     with pytest.raises(D6ConnectionError, match="Timeout"):
         hook.get_client_integrations()
 
@@ -170,8 +187,15 @@ def test_password_never_in_logs_errors_or_repr(sandbox, make_hook, caplog, capsy
         sandbox.control.clear_faults()
     with pytest.raises(D6NotAuthorisedError) as info:
         list(hook.iter_notes(closed_school(sandbox.control)))
-    texts += [str(info.value), repr(info.value.__dict__), str(hook.test_connection()), repr(hook.settings)]
+    texts += [
+        str(info.value),
+        repr(info.value.__dict__),
+        str(hook.test_connection()),
+        repr(hook.settings),
+    ]
     captured = capsys.readouterr()
     texts += [caplog.text, captured.out, captured.err]
     assert "retrying" in "".join(texts)  # the retries were logged ...
-    assert all(SANDBOX_PASSWORD not in text for text in texts)  # ... and nothing leaked the password
+    assert all(
+        SANDBOX_PASSWORD not in text for text in texts
+    )  # ... and nothing leaked the password

@@ -60,8 +60,13 @@ def test_max_attempts_at_least_one():
 def test_retry_after_seconds_and_http_date():
     now = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
     assert parse_retry_after("7", now=now) == 7.0
-    assert parse_retry_after(format_datetime(now + timedelta(seconds=30), usegmt=True), now=now) == 30.0
-    assert parse_retry_after(format_datetime(now - timedelta(seconds=30), usegmt=True), now=now) == 0.0
+    assert (
+        parse_retry_after(format_datetime(now + timedelta(seconds=30), usegmt=True), now=now)
+        == 30.0
+    )
+    assert (
+        parse_retry_after(format_datetime(now - timedelta(seconds=30), usegmt=True), now=now) == 0.0
+    )
     assert parse_retry_after("soon", now=now) is None
     assert parse_retry_after(None) is None
 

@@ -21,7 +21,9 @@ def test_client_integrations_match_ground_truth(sandbox, hook):
     truth = sandbox.control.data("client_integrations")
     assert hook.get_client_integrations() == truth
     school_id, api_type_id = pair(sandbox.control, activated=False)
-    assert hook.get_client_integrations(school_id=school_id) == [r for r in truth if r["school_id"] == school_id]
+    assert hook.get_client_integrations(school_id=school_id) == [
+        r for r in truth if r["school_id"] == school_id
+    ]
     assert [r["api_type_id"] for r in hook.iter_client_integrations(api_type_id=9)] == [
         r["api_type_id"] for r in truth if r["api_type_id"] == 9
     ]
@@ -41,7 +43,10 @@ def test_pagination_walks_every_page_in_both_orders(small, make_hook, reverse):
     hook = make_hook(small)
     school_id = finance_school(small.control)
     truth = [lr["learner_id"] for lr in small.control.data("learners", school_id)]
-    got = [lr["learner_id"] for lr in hook.iter_learners(school_id, all_accounts=True, reverse_order=reverse)]
+    got = [
+        lr["learner_id"]
+        for lr in hook.iter_learners(school_id, all_accounts=True, reverse_order=reverse)
+    ]
     assert got == (sorted(truth, reverse=True) if reverse else sorted(truth))
     log = d6_requests(small.control, LEARNERS)
     assert len(log) >= 3
@@ -95,8 +100,14 @@ def test_learners_and_accountable_persons(sandbox, hook):
     }
     person = hook.get_accountable_person(school_id, persons[0]["accountable_person_id"])
     assert person["debtor_code"] == persons[0]["debtor_code"]
-    mine = list(hook.iter_learners(school_id, all_accounts=True, accountable_person_id=person["accountable_person_id"]))
-    assert mine and all(lr["accountable_person_id"] == person["accountable_person_id"] for lr in mine)
+    mine = list(
+        hook.iter_learners(
+            school_id, all_accounts=True, accountable_person_id=person["accountable_person_id"]
+        )
+    )
+    assert mine and all(
+        lr["accountable_person_id"] == person["accountable_person_id"] for lr in mine
+    )
 
 
 def test_lookups(sandbox, hook):
@@ -104,7 +115,9 @@ def test_lookups(sandbox, hook):
     assert hook.get_note_types(school_id) == sandbox.control.data("note_types")
     assert hook.get_communication_types(school_id) == sandbox.control.data("communication_types")
     assert hook.get_transaction_types(school_id) == sandbox.control.data("transaction_types")
-    assert hook.get_transaction_categories(school_id) == sandbox.control.data("transaction_categories", school_id)
+    assert hook.get_transaction_categories(school_id) == sandbox.control.data(
+        "transaction_categories", school_id
+    )
 
 
 def test_notes_and_promises(sandbox, hook):
@@ -113,7 +126,9 @@ def test_notes_and_promises(sandbox, hook):
     live = [n for n in truth if n["status"] != "Deleted"]
     notes = list(hook.iter_notes(school_id))
     assert sorted(n["note_id"] for n in notes) == sorted(n["note_id"] for n in live)
-    everything = list(hook.iter_notes(school_id, include_deleted=True, include_promise_to_pays=True))
+    everything = list(
+        hook.iter_notes(school_id, include_deleted=True, include_promise_to_pays=True)
+    )
     assert len(everything) == len(truth)
     assert hook.get_note(school_id, notes[0]["note_id"])["note_id"] == notes[0]["note_id"]
     promises = list(hook.iter_promises_to_pay(school_id))

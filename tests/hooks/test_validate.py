@@ -16,12 +16,23 @@ TODAY = date(2026, 6, 15)
 def test_filters_encoded_for_the_query_string():
     params = check_filters(
         ENDPOINTS["financial_transactions"],
-        {"all_accounts": True, "per_learner": "false", "learner_id": "42", "start_date": datetime(2026, 1, 2, 9),
-         "end_date": "2026-02-01", "debtor_code": None},
+        {
+            "all_accounts": True,
+            "per_learner": "false",
+            "learner_id": "42",
+            "start_date": datetime(2026, 1, 2, 9),
+            "end_date": "2026-02-01",
+            "debtor_code": None,
+        },
     )
     # Booleans as 1/0 in query strings (CONTRACT [gap]); None means "not given".
-    assert params == {"all_accounts": "1", "per_learner": "0", "learner_id": 42,
-                      "start_date": "2026-01-02", "end_date": "2026-02-01"}
+    assert params == {
+        "all_accounts": "1",
+        "per_learner": "0",
+        "learner_id": 42,
+        "start_date": "2026-01-02",
+        "end_date": "2026-02-01",
+    }
 
 
 @pytest.mark.parametrize(
@@ -31,7 +42,11 @@ def test_filters_encoded_for_the_query_string():
         ("learners", {"learner_id": "abc"}, "learner_id"),
         ("learners", {"all_accounts": "maybe"}, "all_accounts"),
         ("financial_transactions", {"end_date": "2026-01-01"}, "end_date"),
-        ("financial_transactions", {"start_date": "2026-02-01", "end_date": "2026-01-01"}, "end_date"),
+        (
+            "financial_transactions",
+            {"start_date": "2026-02-01", "end_date": "2026-01-01"},
+            "end_date",
+        ),
         ("financial_transactions", {"start_date": "01/02/2026"}, "start_date"),
         ("promises_to_pay", {"promise_completed": "Maybe"}, "promise_completed"),
         ("notes", {"year": True}, "year"),
@@ -45,18 +60,33 @@ def test_bad_filters_refused_with_field(resource, filters, field):
 
 
 def _note(**overrides):
-    fields = {"accountable_person_id": 5, "date": "2026-06-01", "note_type_id": 1,
-              "communication_type_id": 2, "note": "Called about fees"}
+    fields = {
+        "accountable_person_id": 5,
+        "date": "2026-06-01",
+        "note_type_id": 1,
+        "communication_type_id": 2,
+        "note": "Called about fees",
+    }
     fields.update(overrides)
     return fields
 
 
 def test_create_note_body():
-    body = check_note(_note(note_type_id=2, promise_to_pays=[{"date_promised": date(2026, 7, 1), "amount_promised": "150.00"}]),
-                      today=TODAY)
-    assert body == {"accountable_person_id": 5, "date": "2026-06-01", "note_type_id": 2,
-                    "communication_type_id": 2, "note": "Called about fees",
-                    "promise_to_pays": [{"date_promised": "2026-07-01", "amount_promised": "150.00"}]}
+    body = check_note(
+        _note(
+            note_type_id=2,
+            promise_to_pays=[{"date_promised": date(2026, 7, 1), "amount_promised": "150.00"}],
+        ),
+        today=TODAY,
+    )
+    assert body == {
+        "accountable_person_id": 5,
+        "date": "2026-06-01",
+        "note_type_id": 2,
+        "communication_type_id": 2,
+        "note": "Called about fees",
+        "promise_to_pays": [{"date_promised": "2026-07-01", "amount_promised": "150.00"}],
+    }
 
 
 @pytest.mark.parametrize(
@@ -67,14 +97,40 @@ def test_create_note_body():
         ({"accountable_person_id": None}, "accountable_person_id"),
         ({"communication_type_id": None}, "communication_type_id"),
         ({"note_type_id": 2}, "promise_to_pays"),
-        ({"note_type_id": 2, "promise_to_pays": [{"date_promised": "2025-12-31", "amount_promised": "1.00"}]},
-         "promise_to_pays[0].date_promised"),
-        ({"note_type_id": 2, "promise_to_pays": [{"date_promised": "2026-07-01", "amount_promised": "0.00"}]},
-         "promise_to_pays[0].amount_promised"),
-        ({"note_type_id": 2, "promise_to_pays": [{"date_promised": "2026-07-01", "amount_promised": 10.5}]},
-         "promise_to_pays[0].amount_promised"),
-        ({"note_type_id": 2, "promise_to_pays": [{"date_promised": "2026-07-01", "amount_promised": "5.00",
-                                                   "amount_paid": "5.00"}]}, "promise_to_pays[0].amount_paid"),
+        (
+            {
+                "note_type_id": 2,
+                "promise_to_pays": [{"date_promised": "2025-12-31", "amount_promised": "1.00"}],
+            },
+            "promise_to_pays[0].date_promised",
+        ),
+        (
+            {
+                "note_type_id": 2,
+                "promise_to_pays": [{"date_promised": "2026-07-01", "amount_promised": "0.00"}],
+            },
+            "promise_to_pays[0].amount_promised",
+        ),
+        (
+            {
+                "note_type_id": 2,
+                "promise_to_pays": [{"date_promised": "2026-07-01", "amount_promised": 10.5}],
+            },
+            "promise_to_pays[0].amount_promised",
+        ),
+        (
+            {
+                "note_type_id": 2,
+                "promise_to_pays": [
+                    {
+                        "date_promised": "2026-07-01",
+                        "amount_promised": "5.00",
+                        "amount_paid": "5.00",
+                    }
+                ],
+            },
+            "promise_to_pays[0].amount_paid",
+        ),
         ({"promise_completed": "Yes"}, "promise_completed"),
         ({"colour": "red"}, "colour"),
     ],
@@ -86,7 +142,9 @@ def test_bad_notes_refused_with_field(overrides, field):
 
 
 def test_internal_note_needs_no_communication_type():
-    assert "communication_type_id" not in check_note(_note(note_type_id=3, communication_type_id=None), today=TODAY)
+    assert "communication_type_id" not in check_note(
+        _note(note_type_id=3, communication_type_id=None), today=TODAY
+    )
 
 
 def test_update_note_partial_and_status():

@@ -45,12 +45,19 @@ def test_not_authorised_school_raises(sandbox, hook):
 def test_v1_fallback_on_route_not_found_and_204(sandbox, make_hook):
     sandbox.control.configure(v2_activation_route=False)
     hook = make_hook(sandbox)
-    inactive = [p for p in sandbox.control.data("client_integrations") if p["activated_by_integrator"] == "No"]
+    inactive = [
+        p
+        for p in sandbox.control.data("client_integrations")
+        if p["activated_by_integrator"] == "No"
+    ]
     first, second = inactive[:2]
     record = hook.set_client_integration_state(first["school_id"], first["api_type_id"], True)
     assert record["activated_by_integrator"] == "Yes"
     assert _state(sandbox.control, first["school_id"], first["api_type_id"]) == "Yes"
-    log = [(r["method"], r["path"].removeprefix("/api"), r["status"]) for r in sandbox.control.requests()]
+    log = [
+        (r["method"], r["path"].removeprefix("/api"), r["status"])
+        for r in sandbox.control.requests()
+    ]
     v1 = f"/v1/settings/clients/{first['school_id']}"
     # v2 PATCH answered route_not_found, v1 PATCH answered 204 (empty), then the record was re-read.
     assert log[:3] == [("PATCH", V2_STATE, 404), ("PATCH", v1, 204), ("GET", V2_STATE, 200)]
@@ -61,13 +68,21 @@ def test_v1_fallback_on_route_not_found_and_204(sandbox, make_hook):
         f"PATCH /api/v1/settings/clients/{second['school_id']}"
     )
     # v1 re-activation of an active pair also succeeds (idempotent).
-    assert hook.set_client_integration_state(first["school_id"], first["api_type_id"], True)["activated_by_integrator"] == "Yes"
+    assert (
+        hook.set_client_integration_state(first["school_id"], first["api_type_id"], True)[
+            "activated_by_integrator"
+        ]
+        == "Yes"
+    )
 
 
 def test_v1_route_configured(sandbox, make_hook):
     hook = make_hook(sandbox, extra={"activation_route": "v1"})
     school_id, api_type_id = pair(sandbox.control, activated=True)
-    assert hook.set_client_integration_state(school_id, api_type_id, False)["activated_by_integrator"] == "No"
+    assert (
+        hook.set_client_integration_state(school_id, api_type_id, False)["activated_by_integrator"]
+        == "No"
+    )
     assert {r["path"] for r in d6_requests(sandbox.control, f"/clients/{school_id}")} == {
         f"/api/v1/settings/clients/{school_id}"
     }
@@ -103,8 +118,10 @@ def _note_fields(control, school_id):
 
 def _notes_like(control, school_id, fields):
     return [
-        n for n in control.data("notes", school_id)
-        if n["accountable_person_id"] == fields["accountable_person_id"] and n["note"] == fields["note"]
+        n
+        for n in control.data("notes", school_id)
+        if n["accountable_person_id"] == fields["accountable_person_id"]
+        and n["note"] == fields["note"]
         and n["status"] != "Deleted"
     ]
 
@@ -121,7 +138,9 @@ def test_note_lifecycle(sandbox, hook):
     assert hook.delete_note(school_id, note["note_id"]) == {"status": "Deleted"}
     with pytest.raises(D6NotFoundError):
         hook.get_note(school_id, note["note_id"])
-    assert {n["note_id"]: n["status"] for n in sandbox.control.data("notes", school_id)}[note["note_id"]] == "Deleted"
+    assert {n["note_id"]: n["status"] for n in sandbox.control.data("notes", school_id)}[
+        note["note_id"]
+    ] == "Deleted"
     restored = hook.restore_note(school_id, note["note_id"])
     assert restored["status"] == "Created"
 
@@ -130,12 +149,23 @@ def test_promise_to_pay_note_and_delete_promise(sandbox, hook):
     school_id = finance_school(sandbox.control)
     fields = _note_fields(sandbox.control, school_id) | {"note_type_id": 2}
     promised = date(date.today().year + 1, 1, 15)
-    note = hook.create_note(school_id, **fields, promise_to_pays=[{"date_promised": promised, "amount_promised": "250.00"}])
-    promises = [p for p in hook.iter_promises_to_pay(school_id, accountable_person_id=fields["accountable_person_id"])
-                if p["date_promised"] == promised.isoformat()]
+    note = hook.create_note(
+        school_id,
+        **fields,
+        promise_to_pays=[{"date_promised": promised, "amount_promised": "250.00"}],
+    )
+    promises = [
+        p
+        for p in hook.iter_promises_to_pay(
+            school_id, accountable_person_id=fields["accountable_person_id"]
+        )
+        if p["date_promised"] == promised.isoformat()
+    ]
     assert len(promises) == 1 and promises[0]["amount_promised"] == "250.00"
     assert promises[0].get("note_id", note["note_id"]) == note["note_id"]
-    assert hook.delete_promise_to_pay(school_id, promises[0]["promise_to_pay_id"]) == {"status": "Deleted"}
+    assert hook.delete_promise_to_pay(school_id, promises[0]["promise_to_pay_id"]) == {
+        "status": "Deleted"
+    }
     with pytest.raises(D6NotFoundError):
         hook.get_promise_to_pay(school_id, promises[0]["promise_to_pay_id"])
 
@@ -154,7 +184,9 @@ def test_create_note_if_not_exists_returns_existing(sandbox, hook):
 def test_ambiguous_create_note_failure_leaves_exactly_one_note(sandbox, hook, kind):
     school_id = finance_school(sandbox.control)
     fields = _note_fields(sandbox.control, school_id)
-    sandbox.control.set_faults(script=[{"kind": kind, "times": 1, "method": "POST", "path": NOTES_PATH}])
+    sandbox.control.set_faults(
+        script=[{"kind": kind, "times": 1, "method": "POST", "path": NOTES_PATH}]
+    )
     note = hook.create_note(school_id, **fields)
     assert note["note"] == fields["note"]
     matching = _notes_like(sandbox.control, school_id, fields)

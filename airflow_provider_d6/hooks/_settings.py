@@ -1,0 +1,144 @@
+"""Settings methods of D6Hook: list client integrations and change their state.
+
+Change Client Integration State is where d6's docs contradict themselves (CONTRACT §5.2): the
+documented v2 route may answer ``route_not_found``, the v1 route answers 204 with no body, and
+"already in that state" is a 400. This module turns all of that into one idempotent call.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_d6.exceptions import D6NotFoundError, D6ResponseError, D6ValidationError
+from airflow_provider_d6.hooks._endpoints import ENDPOINTS, V1_CLIENT_STATE_PATH, coerce_ids
+from airflow_provider_d6.hooks._validate import check_bool, check_filters, check_id
+
+if TYPE_CHECKING:
+    from airflow_provider_d6.hooks._config import D6Settings
+    from airflow_provider_d6.hooks._endpoints import Endpoint
+
+CLIENT_INTEGRATIONS = ENDPOINTS["client_integrations"]
+
+
+def client_integration_record(payload: Any) -> dict[str, Any] | None:
+    """Return the client integration record in a v2 or v1 answer, normalised to v2, or None.
+
+    v2 wraps it in ``data``; v1 sends it bare, names the school ``school_login_id`` and sends
+    every id as a string.
+    """
+    record = payload.get("data", payload) if isinstance(payload, dict) else None
+    if not isinstance(record, dict) or "activated_by_integrator" not in record:
+        return None
+    if "school_id" not in record and "school_login_id" in record:
+        record = {
+            "school_id": record["school_login_id"],
+            **{k: v for k, v in record.items() if k != "school_login_id"},
+        }
+    return coerce_ids(record, CLIENT_INTEGRATIONS)
+
+
+class ClientIntegrationMethods:
+    """Typed client-integration methods; mixed into D6Hook, which provides the transport."""
+
+    if TYPE_CHECKING:
+        _lock: threading.Lock
+        _use_v1_activation: bool
+        base_url: str
+        log: Any
+        settings: D6Settings
+
+        def _send(self, method: str, path: str, **kwargs: Any) -> Any: ...
+        def _iter_endpoint(
+            self, endpoint: Endpoint, school_id: int | None, params: dict[str, Any]
+        ) -> Iterator[dict[str, Any]]: ...
+
+    def iter_client_integrations(
+        self, school_id: int | None = None, api_type_id: int | None = None, **filters: Any
+    ) -> Iterator[dict[str, Any]]:
+        """Yield the client integrations (school x API type pairs that authorised us).
+
+        :param school_id: only this school
+        :param api_type_id: only this API type (8 Admin+, 9 Curriculum+)
+        """
+        params = check_filters(
+            CLIENT_INTEGRATIONS, {"school_id": school_id, "api_type_id": api_type_id, **filters}
+        )
+        return self._iter_endpoint(CLIENT_INTEGRATIONS, None, params)
+
+    def get_client_integrations(
+        self, school_id: int | None = None, api_type_id: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Return the client integrations as a list (see ``iter_client_integrations``)."""
+        return list(self.iter_client_integrations(school_id=school_id, api_type_id=api_type_id))
+
+    def get_client_integration(self, school_id: int, api_type_id: int) -> dict[str, Any] | None:
+        """Return the client integration of one school and API type, or None if not authorised."""
+        school_id, api_type_id = (
+            check_id(school_id, "school_id"),
+            check_id(api_type_id, "api_type_id"),
+        )
+        for record in self.iter_client_integrations(school_id=school_id, api_type_id=api_type_id):
+            if record.get("school_id") == school_id and record.get("api_type_id") == api_type_id:
+                return record
+        return None
+
+    def set_client_integration_state(
+        self, school_id: int, api_type_id: int, state: bool
+    ) -> dict[str, Any]:
+        """Activate (True) or deactivate (False) a client integration and return its record.
+
+        Idempotent: "already in that state" is success. Setting a state is also safe to retry,
+        so the PATCH goes through the normal retry policy. Raises ``D6NotAuthorisedError`` when
+        the school has not authorised this integrator.
+
+        :param school_id: the school
+        :param api_type_id: the API type
+        :param state: True to activate, False to deactivate
+        """
+        school_id, api_type_id = (
+            check_id(school_id, "school_id"),
+            check_id(api_type_id, "api_type_id"),
+        )
+        state = check_bool(state, "state")
+        route = self.settings.activation_route  # also loads the connection, which sets the v1 flag
+        if not self._use_v1_activation:
+            body = {"school_id": school_id, "api_type_id": api_type_id, "state": state}
+            try:
+                return self._patch_state(CLIENT_INTEGRATIONS.path, body, school_id, api_type_id)
+            except D6NotFoundError as err:
+                if not (err.route_not_found and route == "auto"):
+                    raise
+                self.log.warning(
+                    "d6 has no v2 Change Client Integration State route; using v1 from now on"
+                )
+                with self._lock:
+                    self._use_v1_activation = True
+        # v1 documents the state as an int.
+        body = {"api_type_id": api_type_id, "state": 1 if state else 0}
+        return self._patch_state(
+            V1_CLIENT_STATE_PATH.format(school_id=school_id), body, school_id, api_type_id
+        )
+
+    def _patch_state(
+        self, path: str, body: dict[str, Any], school_id: int, api_type_id: int
+    ) -> dict[str, Any]:
+        try:
+            payload = self._send("PATCH", path, json=body, allow_empty=True)
+        except D6ValidationError as err:
+            if "already" not in err.message.lower():
+                raise
+            payload = err.body
+        record = client_integration_record(payload)
+        if record is not None:
+            return record
+        # 204 (v1 answers with an empty body) or an answer without the record: read it back.
+        record = self.get_client_integration(school_id, api_type_id)
+        if record is None:
+            raise D6ResponseError(
+                f"d6 accepted the change but school {school_id} / API type {api_type_id} is not listed",
+                method="PATCH",
+                url=self.base_url + path,
+            )
+        return record
