@@ -132,6 +132,15 @@ class D6Hook(ClientIntegrationMethods, FinancePlusMethods, HttpHook):
         return self._settings  # type: ignore[return-value]
 
     @property
+    def base_url(self) -> str:
+        """Return the d6 base URL (``.../api``) from the connection."""
+        return self.settings.base_url
+
+    @base_url.setter
+    def base_url(self, value: str) -> None:
+        """Ignore assignments: HttpHook's constructor sets "", the connection decides."""
+
+    @property
     def retry_policy(self) -> RetryPolicy:
         """Return the retry policy in effect (attempts from kwargs, the connection or defaults)."""
         if self._session is None:
@@ -164,7 +173,7 @@ class D6Hook(ClientIntegrationMethods, FinancePlusMethods, HttpHook):
             self._timeout = settings.timeout
             self._verify = default_verify(settings.verify)
             self._use_v1_activation = settings.activation_route == "v1"
-            self.base_url = settings.base_url
+            self._base_url = settings.base_url
             session = requests.Session()
             # The environment is read here once, not on every request (trust_env would redo the
             # proxy and CA lookups per call); an explicit verify then wins over REQUESTS_CA_BUNDLE.
@@ -205,7 +214,7 @@ class D6Hook(ClientIntegrationMethods, FinancePlusMethods, HttpHook):
         allow_empty: bool = False,
     ) -> Any:
         session = self._session or self.session
-        url = self.base_url + path
+        url = self._base_url + path
         headers = {"HTTP-X-SCHOOLID": str(school_id)} if school_id is not None else None
         policy, throttle = self._policy, self._throttle
         attempt = 0
