@@ -1,0 +1,106 @@
+"""The d6 sandbox as the deployment test uses it: a separate process and its control API."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from e2e.harness import ManagedProcess, ProcessSet, venv_bin, wait_for_url_line
+
+USERNAME = "e2e-integrator"
+# A small district keeps the finance export's mapped tasks few; it still holds client integrations
+# in every state.
+SCHOOLS = 6
+LEARNERS_PER_SCHOOL = 40
+
+
+@dataclass
+class Sandbox:
+    """A running ``d6-sandbox`` process."""
+
+    process: ManagedProcess
+    base_url: str  # the d6 API, e.g. http://127.0.0.1:PORT/api
+    username: str
+    password: str
+
+    @property
+    def control_url(self) -> str:
+        """Return the root of the control API (``/_sandbox/``)."""
+        return self.base_url.rsplit("/api", 1)[0] + "/_sandbox"
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = requests.request(method, f"{self.control_url}/{path}", timeout=30, **kwargs)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def data(self, collection: str) -> list[dict[str, Any]]:
+        """Return the sandbox's ground truth for a collection.
+
+        :param collection: e.g. ``schools``, ``client_integrations``
+        """
+        body = self._call("GET", f"data/{collection}")
+        return body["data"] if isinstance(body, dict) and "data" in body else body
+
+    def authorise(self, school_id: int, api_type_id: int) -> dict[str, Any]:
+        """Do the school's side of onboarding: authorise us for the API type.
+
+        :param school_id: the school
+        :param api_type_id: the API type
+        """
+        return self._call(
+            "POST", "authorise", json={"school_id": school_id, "api_type_id": api_type_id}
+        )
+
+    def integration(self, school_id: int, api_type_id: int) -> dict[str, Any] | None:
+        """Return the sandbox's record of one pair, or None when the school has not authorised it.
+
+        :param school_id: the school
+        :param api_type_id: the API type
+        """
+        for record in self.data("client_integrations"):
+            if int(record["school_id"]) == school_id and int(record["api_type_id"]) == api_type_id:
+                return record
+        return None
+
+
+def is_activated(record: dict[str, Any] | None) -> bool:
+    """Return whether a client-integration record reads activated by the integrator.
+
+    :param record: as the control API returns it
+    """
+    if not record:
+        return False
+    value = record.get("activated_by_integrator")
+    return value is True or str(value).strip().lower() in {"yes", "true", "1"}
+
+
+def start_sandbox(processes: ProcessSet) -> Sandbox:
+    """Start ``d6-sandbox --port 0 --rate-limit 0`` with a fresh password; wait for its URL.
+
+    :param processes: where the process is registered, to be stopped with the rest
+    """
+    password = secrets.token_urlsafe(18)
+    env = dict(os.environ)
+    # The password goes through the environment, not argv, which any user can read from ps.
+    env["D6_SANDBOX_PASSWORD"] = password
+    env["PYTHONUNBUFFERED"] = "1"
+    argv = [
+        str(venv_bin() / "d6-sandbox"),
+        "--port",
+        "0",
+        "--rate-limit",
+        "0",
+        "--username",
+        USERNAME,
+        "--schools",
+        str(SCHOOLS),
+        "--learners-per-school",
+        str(LEARNERS_PER_SCHOOL),
+    ]
+    process = processes.start("d6-sandbox", argv, env)
+    url = wait_for_url_line(process, r"d6 sandbox listening on (https?://\S+)")
+    return Sandbox(process, url, USERNAME, password)
