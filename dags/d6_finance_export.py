@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 import pendulum
@@ -53,6 +54,22 @@ def _export_day(params: dict[str, Any], context: dict[str, Any]) -> str:
     return context.get("ds") or pendulum.now(TIMEZONE).to_date_string()
 
 
+def _export_kwargs(resource: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Return the function that turns one planned school into *resource*'s export arguments."""
+
+    def build(school: dict[str, Any]) -> dict[str, Any]:
+        day = school["day"]
+        # Only the financial transactions are per day; the other two are snapshots as of now.
+        filters = {"start_date": day, "end_date": day} if resource == "financial_transactions" else {}
+        return {
+            "school_id": school["school_id"],
+            "path": f"{school['root']}/{day}/{school['school_id']}/{resource}.jsonl",
+            "filters": filters,
+        }
+
+    return build
+
+
 with DAG(
     dag_id="d6_finance_export",
     description="Daily: export learners, age analysis and the day's transactions of every activated school",
@@ -83,9 +100,9 @@ with DAG(
 ) as dag:
     list_client_integrations = ClientIntegrationsOperator(task_id="list_client_integrations")
 
-    @task(multiple_outputs=True)
-    def plan_exports(integrations: list[dict[str, Any]], params: dict[str, Any], **context: Any) -> dict[str, Any]:
-        """Pick the schools with an activated integration and build one export per school and resource."""
+    @task
+    def plan_exports(integrations: list[dict[str, Any]], params: dict[str, Any], **context: Any) -> list[dict[str, Any]]:
+        """Return each school with an activated integration once, with the export day and root."""
         schools: dict[int, str] = {}
         for record in integrations:
             if is_activated(record):
@@ -95,16 +112,12 @@ with DAG(
         log.info("Exporting %s for %d activated school(s) to %s/%s/", day, len(schools), root, day)
         for school_id, name in sorted(schools.items()):
             log.info("  %s %s", school_id, name)
-        exports: dict[str, Any] = {"day": day, "root": root}
-        for resource in RESOURCES:
-            filters = {"start_date": day, "end_date": day} if resource == "financial_transactions" else {}
-            exports[resource] = [
-                {"school_id": school_id, "path": f"{root}/{day}/{school_id}/{resource}.jsonl", "filters": filters}
-                for school_id in sorted(schools)
-            ]
-        return exports
+        return [
+            {"school_id": school_id, "school_name": name, "day": day, "root": root}
+            for school_id, name in sorted(schools.items())
+        ]
 
-    plan = plan_exports(list_client_integrations.output)
+    schools = plan_exports(list_client_integrations.output)
 
     exports = [
         D6ToStorageOperator.partial(
@@ -112,17 +125,17 @@ with DAG(
             resource=resource,
             format="jsonl",
             map_index_template="school {{ task.school_id }}",
-        ).expand_kwargs(plan[resource])
+        ).expand_kwargs(schools.map(_export_kwargs(resource)))
         for resource in RESOURCES
     ]
 
     @task(trigger_rule="all_done")
-    def summary(plan: dict[str, Any], ti: Any = None) -> dict[str, Any]:
+    def summary(schools: list[dict[str, Any]], ti: Any = None) -> dict[str, Any]:
         """List the files written; fail the run if any school's export did not finish."""
         written: list[dict[str, Any]] = []
         for resource in RESOURCES:
-            results = ti.xcom_pull(task_ids=f"export_{resource}") or []
-            for result in results:
+            # Failed map indexes pushed nothing, so they are simply absent here.
+            for result in ti.xcom_pull(task_ids=f"export_{resource}") or []:
                 if result:
                     written.append(result)
                     log.info(
@@ -132,12 +145,12 @@ with DAG(
                         result["records"],
                         result["path"],
                     )
-        expected = sum(len(plan[resource]) for resource in RESOURCES)
-        log.info("Wrote %d of %d files under %s/%s/", len(written), expected, plan["root"], plan["day"])
+        expected = len(schools) * len(RESOURCES)
+        log.info("Wrote %d of %d files.", len(written), expected)
         if len(written) < expected:
             raise RuntimeError(
                 f"{expected - len(written)} of {expected} exports failed; see the failed export_* map indexes"
             )
-        return {"day": plan["day"], "root": plan["root"], "files": sorted(r["path"] for r in written)}
+        return {"schools": len(schools), "files": sorted(result["path"] for result in written)}
 
-    summary(plan).set_upstream(exports)
+    summary(schools).set_upstream(exports)

@@ -130,7 +130,7 @@ with DAG(
         api_type_id="{{ params.api_type_id }}",
         until="authorised",
         deferrable=True,
-        poke_interval=5,
+        poke_interval=10,
     )
 
     activate = ClientIntegrationsOperator(
