@@ -244,33 +244,41 @@ async def financial_transactions(ctx: RequestContext) -> web.Response:
         raise validation_failed(
             {"end_date": "The end date must be a date after or equal to start date."}
         )
-    ledger = _book(ctx).ledger
+    book = _book(ctx)
+    # The ledger never changes, so a filter's selection is computed once and reused per page.
+    selection_key = tuple(
+        f.get(name)
+        for name in ("all_accounts", "debtor_code", "start_date", "end_date")
+        + ("accountable_person_id", "learner_id", "category_id")
+    )
+    picked, keys = book.ledger.selection(selection_key, lambda: _select_transactions(book, f))
+    per_learner = bool(f.get("per_learner"))
+    return paginate(
+        picked, keys, ctx.query, ctx.page_settings, lambda i: book.ledger.render(i, per_learner)
+    )
+
+
+def _select_transactions(book: SchoolBook, f: dict[str, Any]) -> list[int]:
     payers = (
         None
         if f.get("all_accounts")
-        else {p["accountable_person_id"] for p in _book(ctx).persons if p["_active"]}
+        else {p["accountable_person_id"] for p in book.persons if p["_active"]}
     )
     start = f["start_date"].toordinal() if "start_date" in f else None
     end = f["end_date"].toordinal() if "end_date" in f else None
-    person_id, learner_id, category_id = (
-        f.get("accountable_person_id"),
-        f.get("learner_id"),
-        f.get("category_id"),
-    )
+    person_id = f.get("accountable_person_id")
+    learner_id = f.get("learner_id")
+    category_id = f.get("category_id")
     debtor_code = f.get("debtor_code")
     if debtor_code is not None:
-        # debtor codes are per family: translate the filter into the family's id.
-        family = [
-            p["accountable_person_id"]
-            for p in _book(ctx).persons
-            if p["debtor_code"] == str(debtor_code)
-        ]
-        if person_id not in (None, *family):
-            family = []
-        payers = set(family) if payers is None else payers & set(family)
-    picked = [
+        # Debtor codes are per family: turn the filter into the family's accountable person.
+        family = {
+            p["accountable_person_id"] for p in book.persons if p["debtor_code"] == str(debtor_code)
+        }
+        payers = family if payers is None else payers & family
+    return [
         i
-        for i, t in enumerate(ledger.txns)
+        for i, t in enumerate(book.ledger.txns)
         if (payers is None or t.person_id in payers)
         and (start is None or t.day >= start)
         and (end is None or t.day <= end)
@@ -278,14 +286,6 @@ async def financial_transactions(ctx: RequestContext) -> web.Response:
         and learner_id in (None, t.learner_id)
         and category_id in (None, t.category_id)
     ]
-    per_learner = bool(f.get("per_learner"))
-    return paginate(
-        picked,
-        [ledger.transaction_id(i) for i in picked],
-        ctx.query,
-        ctx.page_settings,
-        lambda i: ledger.render(i, per_learner),
-    )
 
 
 # -- schools, accountable persons, learners -------------------------------------------------------

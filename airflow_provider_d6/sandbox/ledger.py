@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -32,6 +33,7 @@ KINDS = {
     3: (1, "General Journal", "Sibling discount adjustment"),
 }
 MONTHS_OF_HISTORY = 8
+SELECTION_CACHE_SIZE = 64
 
 
 class Txn(NamedTuple):
@@ -75,7 +77,24 @@ class Ledger:
         self.current_payers = {
             lr["accountable_person_id"] for lr in learners.values() if lr["status"] == "Current"
         }
+        self._selections: dict[tuple[Any, ...], tuple[list[int], list[int]]] = {}
         self._age_cache: dict[tuple[bool, bool], tuple[list[dict[str, Any]], list[int]]] = {}
+
+    def selection(
+        self, key: tuple[Any, ...], select: Callable[[], list[int]]
+    ) -> tuple[list[int], list[int]]:
+        """Return the transaction indices a filter picks and their ids, computing them once.
+
+        :param key: the filter's values (hashable).
+        :param select: computes the ascending indices for that filter on a cache miss.
+        """
+        cached = self._selections.get(key)
+        if cached is None:
+            if len(self._selections) >= SELECTION_CACHE_SIZE:
+                self._selections.clear()
+            picked = select()
+            cached = self._selections[key] = (picked, [self.first_id + i + 1 for i in picked])
+        return cached
 
     def transaction_id(self, index: int) -> int:
         """Return the id of the transaction at *index* (ids follow the ledger order)."""
