@@ -92,9 +92,13 @@ class D6DebtorNoteOperator(BaseOperator):
         }
         # Which arguments are present is known at parse time even when their values are templated.
         if self.action == "create" and note_id is not None:
-            raise D6InputError("a new note has no id yet", field="note_id", allowed="None for create")
+            raise D6InputError(
+                "a new note has no id yet", field="note_id", allowed="None for create"
+            )
         if self.action != "create" and note_id is None:
-            raise D6InputError(f"required to {self.action} a note", field="note_id", allowed="a note id")
+            raise D6InputError(
+                f"required to {self.action} a note", field="note_id", allowed="a note id"
+            )
         if self.action in ("delete", "restore"):
             given = [name for name, value in fields.items() if value is not None]
             if given:
@@ -176,9 +180,9 @@ class D6DebtorNoteOperator(BaseOperator):
         return {**note, "status": "Deleted"}
 
     def _already_deleted(self, school_id: int, note_id: int) -> dict[str, Any]:
-        """Return the note when d6 keeps it as deleted; raise D6NotFoundError when it never existed."""
+        """Return the note if d6 keeps it as deleted; raise D6NotFoundError if it never existed."""
         # Get Notes has no note id filter, so this walks the school's notes (deleted included).
-        # It runs only when Get Note answered 404, never on the ordinary path.
+        # It runs only after a 404, never on the ordinary path.
         for record in self.hook.iter_notes(school_id, include_deleted=True):
             if record.get("note_id") == note_id:
                 if record.get("status") == "Deleted":
@@ -210,8 +214,10 @@ def _as_promises(value: Any) -> Any:
         return ast.literal_eval(value.strip())
     except (ValueError, SyntaxError):
         raise D6InputError(
-            "not a JSON list", field="promise_to_pays", allowed='[{"date_promised", "amount_promised"}, ...]'
+            "not a JSON list",
+            field="promise_to_pays",
+            allowed='[{"date_promised", "amount_promised"}, ...]',
         ) from None
 
 
-__all__ = ["ACTIONS", "D6DebtorNoteOperator", "NOTE_FIELDS"]
+__all__ = ["ACTIONS", "NOTE_FIELDS", "D6DebtorNoteOperator"]

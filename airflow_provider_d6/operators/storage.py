@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import logging
 import os
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -25,6 +26,8 @@ from airflow_provider_d6.operators._coerce import as_choice, as_int
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+log = logging.getLogger(__name__)
 
 FORMATS = ("jsonl", "csv")
 # Get Schools takes no school header, and client integrations take school_id as a filter.
@@ -186,7 +189,7 @@ def write_atomically(
                 stream.flush()
                 os.fsync(stream.fileno())
         digest = sink.sha256.hexdigest()
-        if skip_if_unchanged and fs.exists(target.path) and _sha256_of(fs, target.path) == digest:
+        if skip_if_unchanged and _same_content(fs, target.path, sink.bytes, digest):
             _remove_quietly(fs, temporary.path)
             return {"records": count, "bytes": sink.bytes, "sha256": digest, "skipped": True}
         if local:
@@ -232,7 +235,9 @@ def _write_jsonl(sink: _HashingSink, records: Iterable[Mapping[str, Any]]) -> in
     return count
 
 
-def _write_csv(sink: _HashingSink, records: Iterable[Mapping[str, Any]], fields: Sequence[str]) -> int:
+def _write_csv(
+    sink: _HashingSink, records: Iterable[Mapping[str, Any]], fields: Sequence[str]
+) -> int:
     documented = list(fields)
     known = frozenset(documented)
     writer = csv.writer(sink)
@@ -262,6 +267,13 @@ def _compact_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+def _same_content(fs: Any, path: str, size: int, digest: str) -> bool:
+    """Return whether the file at *path* exists with this size and sha256 (read only if needed)."""
+    if not fs.exists(path) or fs.size(path) != size:
+        return False
+    return _sha256_of(fs, path) == digest
+
+
 def _sha256_of(fs: Any, path: str) -> str:
     digest = hashlib.sha256()
     with fs.open(path, "rb") as stream:
@@ -275,8 +287,8 @@ def _remove_quietly(fs: Any, path: str) -> None:
     try:
         if fs.exists(path):
             fs.rm(path)
-    except Exception:  # noqa: BLE001 - best effort cleanup, the original error matters more
-        pass
+    except Exception:
+        log.warning("Could not remove the temporary export file %s", path, exc_info=True)
 
 
 def _is_templated(value: Any) -> bool:
@@ -320,7 +332,9 @@ def _asset_uri(path: str | ObjectStoragePath) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-def _outlet_for(asset: Asset | AssetAlias | str | None, path: Any, task_id: str | None) -> Asset | AssetAlias:
+def _outlet_for(
+    asset: Asset | AssetAlias | str | None, path: Any, task_id: str | None
+) -> Asset | AssetAlias:
     """Choose the outlet declared at parse time (see the class docstring)."""
     if isinstance(asset, (Asset, AssetAlias)):
         return asset
@@ -341,15 +355,21 @@ def _outlet_for(asset: Asset | AssetAlias | str | None, path: Any, task_id: str 
 
 def _is_static_path(path: Any) -> bool:
     """Return whether *path* is known at parse time (not Jinja, not an XCom)."""
-    return isinstance(path, ObjectStoragePath) or (isinstance(path, str) and not _is_templated(path))
+    return isinstance(path, ObjectStoragePath) or (
+        isinstance(path, str) and not _is_templated(path)
+    )
 
 
 def _as_filters(value: Any) -> dict[str, Any]:
     if value is None or value == "":
         return {}
     if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
-        raise D6InputError(f"{value!r} is not a mapping", field="filters", allowed="a dict of filter names to values")
+        raise D6InputError(
+            f"{value!r} is not a mapping",
+            field="filters",
+            allowed="a dict of filter names to values",
+        )
     return dict(value)
 
 
-__all__ = ["D6ToStorageOperator", "EXTRA_COLUMN", "FORMATS", "write_atomically"]
+__all__ = ["EXTRA_COLUMN", "FORMATS", "D6ToStorageOperator", "write_atomically"]

@@ -50,7 +50,7 @@ UNSCOPED = ("schools", "client_integrations")
 
 @pytest.fixture
 def district(make_sandbox, monkeypatch):
-    """A small district (two pages of learners) with d6_default pointing at it, 2 attempts a call."""
+    """A small district (two pages of learners) with d6_default on it, 2 attempts a call."""
     handle = make_sandbox(schools=4, learners_per_school=40)
     monkeypatch.setenv("AIRFLOW_CONN_D6_DEFAULT", connection_json(handle, max_retries=2))
     return handle
@@ -73,23 +73,39 @@ def expected_keys(control, resource: str) -> set[tuple[str, ...]]:
     """Return the ids a full export of *resource* must contain, from the sandbox's ground truth."""
     if resource == "schools":
         # Get Schools lists the schools Finance+ answers for: those with an activated integration.
-        activated = {r["school_id"] for r in control.data("client_integrations") if r["activated_by_integrator"] == "Yes"}
+        activated = {
+            r["school_id"]
+            for r in control.data("client_integrations")
+            if r["activated_by_integrator"] == "Yes"
+        }
         return {(str(school_id),) for school_id in activated}
     scope = None if resource in UNSCOPED else FINANCE_SCHOOL
     truth = control.data(resource, school_id=scope)
     if resource == "promises_to_pay":
         # Promises of a soft-deleted note are not listed until the note is restored.
-        deleted = {n["note_id"] for n in control.data("notes", school_id=FINANCE_SCHOOL) if n["status"] == "Deleted"}
+        deleted = {
+            n["note_id"]
+            for n in control.data("notes", school_id=FINANCE_SCHOOL)
+            if n["status"] == "Deleted"
+        }
         truth = [p for p in truth if p["note_id"] not in deleted]
     return keys_of(truth, resource)
 
 
-def export(tmp_path: Path, resource: str, fmt: str = "jsonl", name: str | None = None, **kwargs: Any):
+def export(
+    tmp_path: Path, resource: str, fmt: str = "jsonl", name: str | None = None, **kwargs: Any
+):
     """Run the operator once (as a task would, minus Airflow) and return (result, file)."""
     target = tmp_path / (name or f"{resource}.{fmt}")
     kwargs.setdefault("school_id", None if resource in UNSCOPED else FINANCE_SCHOOL)
     kwargs.setdefault("filters", TRUTH_FILTERS.get(resource))
-    op = D6ToStorageOperator(task_id=f"export_{resource}", resource=resource, path=f"file://{target}", format=fmt, **kwargs)
+    op = D6ToStorageOperator(
+        task_id=f"export_{resource}",
+        resource=resource,
+        path=f"file://{target}",
+        format=fmt,
+        **kwargs,
+    )
     return op.execute(context={}), target
 
 
@@ -127,7 +143,9 @@ def test_csv_header_is_stable_and_undocumented_fields_go_to_extra(district, tmp_
         header = next(csv.reader(handle))
     assert header == [*RESOURCE_FIELDS["learners"], "extra"]
     rows = read_records(target, "csv")
-    truth = {str(r["learner_id"]): r for r in district.control.data("learners", school_id=FINANCE_SCHOOL)}
+    truth = {
+        str(r["learner_id"]): r for r in district.control.data("learners", school_id=FINANCE_SCHOOL)
+    }
     for row in rows:
         # "status" is not a documented learner field: kept as JSON in the extra column, not dropped.
         assert json.loads(row["extra"]) == {"status": truth[row["learner_id"]]["status"]}
@@ -139,7 +157,9 @@ def test_csv_keeps_the_same_header_when_no_record_has_data(district, tmp_path):
     result, target = export(tmp_path, "learners", "csv", filters={"learner_id": 1})
 
     assert result["records"] == 0
-    assert target.read_text(encoding="utf-8").splitlines() == [",".join([*RESOURCE_FIELDS["learners"], "extra"])]
+    assert target.read_text(encoding="utf-8").splitlines() == [
+        ",".join([*RESOURCE_FIELDS["learners"], "extra"])
+    ]
 
 
 def test_csv_writes_nested_values_as_json_text(district, tmp_path):
@@ -180,7 +200,9 @@ def arm_fault_after(op: D6ToStorageOperator, control, records: int, kind: str) -
 @pytest.mark.parametrize("kind", ["500", "drop"])
 def test_fault_mid_export_leaves_no_file_and_no_temporary(district, tmp_path, kind):
     target = tmp_path / "daily" / "learners.jsonl"
-    op = D6ToStorageOperator(task_id="export", resource="learners", school_id=FINANCE_SCHOOL, path=f"file://{target}")
+    op = D6ToStorageOperator(
+        task_id="export", resource="learners", school_id=FINANCE_SCHOOL, path=f"file://{target}"
+    )
     arm_fault_after(op, district.control, 5, kind)
 
     with pytest.raises(Exception) as caught:
@@ -194,10 +216,16 @@ def test_fault_mid_export_leaves_no_file_and_no_temporary(district, tmp_path, ki
 
 
 def test_fault_mid_export_keeps_the_previous_good_file(district, tmp_path):
-    result, target = export(tmp_path, "learners")
+    _, target = export(tmp_path, "learners")
     good = target.read_bytes()
     mtime = target.stat().st_mtime_ns
-    op = D6ToStorageOperator(task_id="export", resource="learners", school_id=FINANCE_SCHOOL, filters=WIDE, path=str(target))
+    op = D6ToStorageOperator(
+        task_id="export",
+        resource="learners",
+        school_id=FINANCE_SCHOOL,
+        filters=WIDE,
+        path=str(target),
+    )
     arm_fault_after(op, district.control, 5, "500")
 
     with pytest.raises(D6ServerError):
@@ -222,8 +250,16 @@ def test_skip_if_unchanged_leaves_the_file_and_its_mtime_untouched(district, tmp
 def test_skip_if_unchanged_still_writes_when_the_data_changed(district, tmp_path):
     first, target = export(tmp_path, "notes", skip_if_unchanged=True)
     # A note created through the API changes the export: it must replace the file.
-    person = district.control.data("accountable_persons", school_id=FINANCE_SCHOOL)[0]["accountable_person_id"]
-    D6Hook().create_note(FINANCE_SCHOOL, accountable_person_id=person, date=date.today().isoformat(), note_type_id=3, note="changed")
+    person = district.control.data("accountable_persons", school_id=FINANCE_SCHOOL)[0][
+        "accountable_person_id"
+    ]
+    D6Hook().create_note(
+        FINANCE_SCHOOL,
+        accountable_person_id=person,
+        date=date.today().isoformat(),
+        note_type_id=3,
+        note="changed",
+    )
 
     second, _ = export(tmp_path, "notes", skip_if_unchanged=True)
 
@@ -234,10 +270,16 @@ def test_skip_if_unchanged_still_writes_when_the_data_changed(district, tmp_path
 
 def test_plain_absolute_path_and_object_storage_path_are_accepted(district, tmp_path):
     plain = tmp_path / "plain.jsonl"
-    D6ToStorageOperator(task_id="a", resource="note_types", school_id=FINANCE_SCHOOL, path=str(plain)).execute({})
+    D6ToStorageOperator(
+        task_id="a", resource="note_types", school_id=FINANCE_SCHOOL, path=str(plain)
+    ).execute({})
     wrapped = tmp_path / "wrapped.csv"
     D6ToStorageOperator(
-        task_id="b", resource="note_types", school_id=FINANCE_SCHOOL, format="csv", path=ObjectStoragePath(f"file://{wrapped}")
+        task_id="b",
+        resource="note_types",
+        school_id=FINANCE_SCHOOL,
+        format="csv",
+        path=ObjectStoragePath(f"file://{wrapped}"),
     ).execute({})
 
     assert len(plain.read_text().splitlines()) == 3
@@ -245,13 +287,20 @@ def test_plain_absolute_path_and_object_storage_path_are_accepted(district, tmp_
 
 
 def test_a_static_path_is_declared_as_the_asset_outlet(tmp_path):
-    op = D6ToStorageOperator(task_id="export", resource="learners", school_id=1000, path=f"{tmp_path}/learners.jsonl")
+    op = D6ToStorageOperator(
+        task_id="export", resource="learners", school_id=1000, path=f"{tmp_path}/learners.jsonl"
+    )
 
     assert op.outlets == [Asset(uri=f"file://{tmp_path}/learners.jsonl")]
 
 
 def test_an_s3_path_outlet_drops_the_storage_conn_id():
-    op = D6ToStorageOperator(task_id="export", resource="learners", school_id=1000, path="s3://aws_prod@bucket/d6/learners.jsonl")
+    op = D6ToStorageOperator(
+        task_id="export",
+        resource="learners",
+        school_id=1000,
+        path="s3://aws_prod@bucket/d6/learners.jsonl",
+    )
 
     assert [o.uri for o in op.outlets] == ["s3://bucket/d6/learners.jsonl"]
 
@@ -259,7 +308,13 @@ def test_an_s3_path_outlet_drops_the_storage_conn_id():
 def test_a_templated_path_is_declared_as_an_alias_and_an_explicit_asset_wins(tmp_path):
     template = "file:///data/d6/{{ ds }}/{{ params.school_id }}/learners.jsonl"
     aliased = D6ToStorageOperator(task_id="a", resource="learners", school_id=1000, path=template)
-    chosen = D6ToStorageOperator(task_id="b", resource="learners", school_id=1000, path=template, asset="file:///data/d6/learners")
+    chosen = D6ToStorageOperator(
+        task_id="b",
+        resource="learners",
+        school_id=1000,
+        path=template,
+        asset="file:///data/d6/learners",
+    )
 
     assert aliased.outlets == [AssetAlias(name=template)]
     assert chosen.outlets == [Asset(uri="file:///data/d6/learners")]
@@ -269,7 +324,9 @@ def test_the_run_attaches_the_rendered_file_and_summary_to_the_outlets(district,
     from airflow.sdk.execution_time.context import OutletEventAccessors
 
     template = f"file://{tmp_path}/{{{{ params.day }}}}/notes.jsonl"
-    alias = D6ToStorageOperator(task_id="a", resource="notes", school_id=FINANCE_SCHOOL, path=template)
+    alias = D6ToStorageOperator(
+        task_id="a", resource="notes", school_id=FINANCE_SCHOOL, path=template
+    )
     alias.render_template_fields({"params": {"day": "2026-01-02"}})
     events = OutletEventAccessors()
 
@@ -279,7 +336,9 @@ def test_the_run_attaches_the_rendered_file_and_summary_to_the_outlets(district,
     assert added.dest_asset_key.uri == f"file://{tmp_path}/2026-01-02/notes.jsonl"
     assert added.extra["sha256"] == result["sha256"] and added.extra["records"] == result["records"]
 
-    static = D6ToStorageOperator(task_id="b", resource="notes", school_id=FINANCE_SCHOOL, path=str(tmp_path / "n.jsonl"))
+    static = D6ToStorageOperator(
+        task_id="b", resource="notes", school_id=FINANCE_SCHOOL, path=str(tmp_path / "n.jsonl")
+    )
     events = OutletEventAccessors()
     result = static.execute({"outlet_events": events})
     assert events[static.outlets[0]].extra == {
@@ -296,7 +355,9 @@ def test_templated_arguments_are_rendered_and_coerced(district, tmp_path):
         path=f"file://{tmp_path}/{{{{ params.school_id }}}}/{{{{ params.resource }}}}.jsonl",
     )
     learner = district.control.data("learners", school_id=FINANCE_SCHOOL)[3]["learner_id"]
-    op.render_template_fields({"params": {"resource": "learners", "school_id": "1000", "learner_id": str(learner)}})
+    op.render_template_fields(
+        {"params": {"resource": "learners", "school_id": "1000", "learner_id": str(learner)}}
+    )
 
     result = op.execute({})
 
@@ -318,7 +379,7 @@ def test_templated_arguments_are_rendered_and_coerced(district, tmp_path):
 )
 def test_bad_inputs_are_rejected_before_any_request(district, tmp_path, kwargs, field):
     kwargs.setdefault("school_id", FINANCE_SCHOOL)
-    op = D6ToStorageOperator(task_id="export", path="file:///nowhere/x.jsonl", **{"resource": "{{ r }}"})
+    op = D6ToStorageOperator(task_id="export", path="file:///nowhere/x.jsonl", resource="{{ r }}")
     for name, value in kwargs.items():
         setattr(op, name, value)  # as if rendered from templates
 
@@ -332,7 +393,9 @@ def test_bad_inputs_are_rejected_before_any_request(district, tmp_path, kwargs, 
 
 def test_unknown_resource_error_names_the_allowed_values():
     with pytest.raises(D6InputError) as caught:
-        D6ToStorageOperator(task_id="export", resource="pupils", school_id=1000, path="/tmp/x.jsonl")
+        D6ToStorageOperator(
+            task_id="export", resource="pupils", school_id=1000, path="/tmp/x.jsonl"
+        )
 
     assert caught.value.field == "resource"
     assert all(name in str(caught.value) for name in RESOURCE_FIELDS)
@@ -348,7 +411,12 @@ def test_unknown_resource_error_names_the_allowed_values():
     ],
 )
 def test_bad_static_arguments_fail_when_the_dag_is_parsed(kwargs, field):
-    kwargs = {"resource": "learners", "school_id": 1000, "path": "/data/d6/learners.jsonl", **kwargs}
+    kwargs = {
+        "resource": "learners",
+        "school_id": 1000,
+        "path": "/data/d6/learners.jsonl",
+        **kwargs,
+    }
 
     with pytest.raises(D6InputError) as caught:
         D6ToStorageOperator(task_id="export", **kwargs)
@@ -357,7 +425,13 @@ def test_bad_static_arguments_fail_when_the_dag_is_parsed(kwargs, field):
 
 
 def test_result_and_rendered_fields_carry_no_credentials(district, tmp_path):
-    op = D6ToStorageOperator(task_id="export", resource="learners", school_id=FINANCE_SCHOOL, path=str(tmp_path / "l.csv"), format="csv")
+    op = D6ToStorageOperator(
+        task_id="export",
+        resource="learners",
+        school_id=FINANCE_SCHOOL,
+        path=str(tmp_path / "l.csv"),
+        format="csv",
+    )
     result = op.execute({})
 
     text = json.dumps(result) + repr(op) + io.StringIO(str(vars(op))).getvalue()
