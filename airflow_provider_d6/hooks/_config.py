@@ -202,3 +202,11 @@ def build_policy(
         retry_policy.cap,
         retry_policy.retry_after_cap,
     )
+
+
+def missing_connection(conn_id: str) -> D6ConfigurationError:
+    """Return the error for a connection id that no backend defines."""
+    return D6ConfigurationError(
+        f"connection {conn_id!r} is not defined: add a d6 connection in the UI, a secrets backend "
+        f"or the AIRFLOW_CONN_{conn_id.upper()} environment variable"
+    )

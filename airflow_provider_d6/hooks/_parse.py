@@ -166,13 +166,22 @@ def _describe(payload: Any, raw: bytes, status: int) -> tuple[str, dict[str, Any
 def envelope(payload: Any, *, method: str, url: str) -> tuple[list[Any], dict[str, Any]]:
     """Return ``(records, meta)`` from a collection answer (v2 envelope or a v1 bare array)."""
     if isinstance(payload, dict) and isinstance(payload.get("data"), list):
-        meta = payload.get("meta")
-        return payload["data"], meta if isinstance(meta, dict) else {}
-    if isinstance(payload, list):
-        return payload, {}
-    raise D6ResponseError(
-        "expected a collection ({data: [...], meta: {...}}) from d6", method=method, url=url
-    )
+        records, meta = payload["data"], payload.get("meta")
+        meta = meta if isinstance(meta, dict) else {}
+    elif isinstance(payload, list):
+        records, meta = payload, {}
+    else:
+        raise D6ResponseError(
+            "expected a collection ({data: [...], meta: {...}}) from d6", method=method, url=url
+        )
+    for record in records:
+        if record.__class__ is not dict:
+            raise D6ResponseError(
+                f"expected every record to be a JSON object, got {type(record).__name__}",
+                method=method,
+                url=url,
+            )
+    return records, meta
 
 
 def single(payload: Any, *, method: str, url: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import requests
+from airflow.exceptions import AirflowNotFoundException
 from airflow.providers.http.hooks.http import HttpHook
 from requests.adapters import HTTPAdapter
 from requests.utils import get_environ_proxies
@@ -28,6 +29,7 @@ from airflow_provider_d6.hooks._config import (
     D6Settings,
     build_policy,
     default_verify,
+    missing_connection,
     settings_from_connection,
 )
 from airflow_provider_d6.hooks._endpoints import (
@@ -158,7 +160,10 @@ class D6Hook(ClientIntegrationMethods, FinancePlusMethods, HttpHook):
         with self._lock:
             if self._session is not None:
                 return
-            conn = self.get_connection(self.d6_conn_id)
+            try:
+                conn = self.get_connection(self.d6_conn_id)
+            except AirflowNotFoundException:
+                raise missing_connection(self.d6_conn_id) from None
             settings = settings_from_connection(conn, **self._overrides)
             try:
                 from airflow.sdk.log import mask_secret

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Self
 
 import aiohttp
+from airflow.exceptions import AirflowNotFoundException
 from airflow.sdk import BaseHook
 
 from airflow_provider_d6.exceptions import D6ConnectionError
@@ -16,6 +17,7 @@ from airflow_provider_d6.hooks._config import (
     D6Settings,
     build_policy,
     default_verify,
+    missing_connection,
     settings_from_connection,
 )
 from airflow_provider_d6.hooks._endpoints import ENDPOINTS, coerce_ids
@@ -90,7 +92,10 @@ class D6AsyncHook(BaseHook):
             self._loading = asyncio.Lock()
         async with self._loading:
             if self._session is None:
-                conn = await self.aget_connection(self.d6_conn_id)
+                try:
+                    conn = await self.aget_connection(self.d6_conn_id)
+                except AirflowNotFoundException:
+                    raise missing_connection(self.d6_conn_id) from None
                 settings = settings_from_connection(conn, **self._overrides)
                 try:
                     from airflow.sdk.log import mask_secret

@@ -167,3 +167,9 @@ def test_retry_policy_attempts_precedence(monkeypatch):
     combined = D6Hook(conn_id, retry_policy=fast, max_retries=4).retry_policy  # kwarg over policy
     assert (combined.max_attempts, combined.base, combined.cap) == (4, 0.01, 0.02)
     assert D6Hook(_conn(monkeypatch)).retry_policy.max_attempts == 5  # the default
+
+
+def test_missing_connection_named(monkeypatch):
+    monkeypatch.delenv("AIRFLOW_CONN_D6_NOWHERE", raising=False)
+    with pytest.raises(D6ConfigurationError, match="d6_nowhere"):
+        D6Hook("d6_nowhere").session  # noqa: B018

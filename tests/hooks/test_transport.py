@@ -34,7 +34,9 @@ def test_tls_verified_against_the_connection_ca(tls_sandbox, make_hook, monkeypa
 
 
 def test_untrusted_certificate_fails_without_retrying(tls_sandbox, make_hook):
-    hook = make_hook(tls_sandbox)  # verify defaults to the system CAs, which never signed the sandbox
+    hook = make_hook(
+        tls_sandbox
+    )  # verify defaults to the system CAs, which never signed the sandbox
     with pytest.raises(D6ConnectionError, match="SSLError") as info:
         hook.get_client_integrations()
     assert "after 1 attempt" in str(info.value)
@@ -70,7 +72,9 @@ def test_one_keep_alive_connection_for_sequential_calls(sandbox, hook):
 
 
 def test_one_hook_shared_by_32_threads(sandbox, hook):
-    truth = {(r["school_id"], r["api_type_id"]): r for r in sandbox.control.data("client_integrations")}
+    truth = {
+        (r["school_id"], r["api_type_id"]): r for r in sandbox.control.data("client_integrations")
+    }
     pairs = list(truth) * 8
 
     with ThreadPoolExecutor(max_workers=32) as pool:
@@ -92,7 +96,12 @@ def test_airflow_lists_the_d6_hook():
     env = {**os.environ, "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR"}
     out = subprocess.run(
         [sys.executable, "-m", "airflow", "providers", "hooks", "-o", "json"],
-        capture_output=True, text=True, env=env, cwd=PROJECT_ROOT, timeout=240, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=PROJECT_ROOT,
+        timeout=240,
+        check=True,
     )
     text = out.stdout + out.stderr
     assert "Error when importing hook" not in text
