@@ -59,8 +59,8 @@ QUICK = Sizes(
     memory_sizes=(200, 600),
     reconcile_schools=15,
     concurrent_changes=16,
-    import_interpreters=2,
-    dag_parse_rounds=2,
+    import_interpreters=1,
+    dag_parse_rounds=1,
 )
 
 

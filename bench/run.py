@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     selected = {name for value in args.only for name in value.split(",") if name}
     if unknown := selected - set(NAMES):
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
-    rounds = args.rounds or (2 if args.quick else MIN_ROUNDS)
+    rounds = args.rounds or (1 if args.quick else MIN_ROUNDS)
     if rounds < MIN_ROUNDS and not args.quick:
         parser.error(f"--rounds must be at least {MIN_ROUNDS}: medians of fewer rounds are noise")
     if args.output is None and args.quick:
