@@ -369,6 +369,11 @@ def _as_filters(value: Any) -> dict[str, Any]:
             field="filters",
             allowed="a dict of filter names to values",
         )
+    if "school_id" in value:
+        # One way to name the school, so a templated school_id cannot disagree with a filter.
+        raise D6InputError(
+            "pass the school as the school_id argument", field="filters", allowed="other filters"
+        )
     return dict(value)
 
 

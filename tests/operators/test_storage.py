@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import tracemalloc
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -17,7 +18,7 @@ from airflow.sdk import Asset, AssetAlias, ObjectStoragePath
 
 from airflow_provider_d6.exceptions import D6InputError, D6ServerError
 from airflow_provider_d6.hooks.d6 import RESOURCE_FIELDS, D6Hook
-from airflow_provider_d6.operators.storage import D6ToStorageOperator
+from airflow_provider_d6.operators.storage import D6ToStorageOperator, write_atomically
 from tests.conftest import connection_json
 
 FINANCE_SCHOOL = 1000  # seeded with Admin+ API activated, so Finance+ answers for it
@@ -182,6 +183,36 @@ def test_learners_over_many_pages_match_the_sandbox_exactly(make_sandbox, monkey
     assert [json.loads(line)["learner_id"] for line in lines] == truth  # every id, in d6's order
     pages = [r for r in handle.control.requests() if r["path"].endswith("/learners")]
     assert len(pages) > 10
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_memory_stays_flat_however_many_records_stream_through(tmp_path, fmt):
+    def learners(count: int) -> Iterator[dict[str, Any]]:
+        for i in range(count):
+            yield {
+                "learner_id": i,
+                "first_name": "Naledi Nomvula Kagiso Anika",
+                "last_name": "Molefe-Mahlangu-Venter-Jacobs",
+                "debtor_code": f"D{i:08d}",
+                "status": "Current",
+            }
+
+    tracemalloc.start()
+    try:
+        result = write_atomically(
+            ObjectStoragePath(f"file://{tmp_path}/learners.{fmt}"),
+            learners(20_000),
+            format=fmt,
+            fields=RESOURCE_FIELDS["learners"],
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert result["records"] == 20_000
+    # Holding the records (or the file) in memory would cost several times the file size.
+    assert result["bytes"] > 4 * peak
+    assert peak < 512 * 1024
 
 
 def arm_fault_after(op: D6ToStorageOperator, control, records: int, kind: str) -> None:
@@ -375,6 +406,7 @@ def test_templated_arguments_are_rendered_and_coerced(district, tmp_path):
         ({"resource": "learners", "filters": {"learner_id": "x"}}, "learner_id"),
         ({"resource": "learners", "filters": "all_accounts"}, "filters"),
         ({"resource": "note_types", "filters": {"reverse_order": True}}, "reverse_order"),
+        ({"resource": "client_integrations", "filters": {"school_id": 1000}}, "filters"),
     ],
 )
 def test_bad_inputs_are_rejected_before_any_request(district, tmp_path, kwargs, field):
