@@ -309,7 +309,8 @@ class D6Hook(ClientIntegrationMethods, FinancePlusMethods, HttpHook):
             params["cursor"] = cursor
             if limit:
                 params["limit"] = limit
-        self.log.info("d6 %s: %d records in %d pages", endpoint.name, records, pages)
+        if pages > 1:  # single-page lookups (one pair, one school) would only add noise
+            self.log.info("d6 %s: %d records in %d pages", endpoint.name, records, pages)
 
     def _list(self, endpoint: Endpoint, school_id: int | None) -> list[dict[str, Any]]:
         url = self.base_url + endpoint.path

@@ -210,10 +210,11 @@ class D6AsyncHook(BaseHook):
         )
         if self._max_limit:
             params["limit"] = self._max_limit
-        url_path = CLIENT_INTEGRATIONS.path
+        path = CLIENT_INTEGRATIONS.path
         while True:
-            payload = await self._send("GET", url_path, params=params)
-            data, meta = envelope(payload, method="GET", url=url_path)
+            payload = await self._send("GET", path, params=params)
+            url = self._settings.base_url + path  # type: ignore[union-attr]
+            data, meta = envelope(payload, method="GET", url=url)
             for record in data:
                 yield coerce_ids(record, CLIENT_INTEGRATIONS)
             max_limit = meta.get("max_allowed_limit")

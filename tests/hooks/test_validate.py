@@ -153,3 +153,28 @@ def test_update_note_partial_and_status():
         check_note({"status": "Gone"}, today=TODAY, updating=True)
     with pytest.raises(D6InputError):
         check_note({}, today=TODAY, updating=True)
+
+
+def test_documented_ids_coerced_money_and_codes_kept():
+    from airflow_provider_d6.hooks._endpoints import coerce_ids
+
+    note = {
+        "note_id": "13000001",
+        "accountable_person_id": " 42 ",
+        "debtor_code": "10004",
+        "note_type_id": 2,
+        "communication_type_id": None,
+        "unknown_field": "7",
+        "promise_to_pays": [
+            {"promise_to_pay_id": "9", "note_id": "13000001", "amount_promised": "150.00"}
+        ],
+    }
+    coerce_ids(note, ENDPOINTS["notes"])
+    assert note["note_id"] == 13000001 and note["accountable_person_id"] == 42
+    assert note["debtor_code"] == "10004" and note["unknown_field"] == "7"
+    assert note["communication_type_id"] is None
+    assert note["promise_to_pays"][0] == {
+        "promise_to_pay_id": 9,
+        "note_id": 13000001,
+        "amount_promised": "150.00",
+    }
