@@ -45,7 +45,12 @@ pytestmark = pytest.mark.timeout(240)
 
 def connect(monkeypatch: pytest.MonkeyPatch, handle: Any, conn_id: str, **extra: Any) -> str:
     """Define *conn_id* (environment, not the database) for the sandbox *handle*."""
-    extra = {"timeout": CLIENT_TIMEOUT_S, "max_retries": MAX_RETRIES, "requests_per_second": 2000, **extra}
+    extra = {
+        "timeout": CLIENT_TIMEOUT_S,
+        "max_retries": MAX_RETRIES,
+        "requests_per_second": 2000,
+        **extra,
+    }
     monkeypatch.setenv(
         f"AIRFLOW_CONN_{conn_id.upper()}",
         json.dumps(
@@ -138,7 +143,8 @@ def test_reconcile_500_pairs_reaches_the_desired_state(make_sandbox, monkeypatch
             task_id="reconcile",
             d6_conn_id=conn_id,
             desired_states=[
-                {"school_id": s, "api_type_id": a, "state": state} for (s, a), state in desired.items()
+                {"school_id": s, "api_type_id": a, "state": state}
+                for (s, a), state in desired.items()
             ],
         )
     )
@@ -153,7 +159,8 @@ def test_reconcile_500_pairs_reaches_the_desired_state(make_sandbox, monkeypatch
     control.clear_faults()
 
     final = {
-        (r["school_id"], r["api_type_id"]): activated(r) for r in control.data("client_integrations")
+        (r["school_id"], r["api_type_id"]): activated(r)
+        for r in control.data("client_integrations")
     }
     differing = {pair for pair, state in desired.items() if final.get(pair) != state}
     failed = {(e["school_id"], e["api_type_id"]) for e in report["failed"]}
@@ -174,14 +181,18 @@ def test_reconcile_500_pairs_reaches_the_desired_state(make_sandbox, monkeypatch
     if error is None:
         assert differing == set()
     else:
-        listed = {(int(s), int(a)) for s, a in re.findall(r"school (\d+)\b.*?API type (\d+)", str(error))}
+        listed = {
+            (int(s), int(a)) for s, a in re.findall(r"school (\d+)\b.*?API type (\d+)", str(error))
+        }
         assert listed == failed
 
 
 # -- export ---------------------------------------------------------------------------------------
 
 
-def test_export_20000_learners_has_no_gap_and_no_duplicate(make_sandbox, monkeypatch, tmp_path, record_property):
+def test_export_20000_learners_has_no_gap_and_no_duplicate(
+    make_sandbox, monkeypatch, tmp_path, record_property
+):
     handle = make_sandbox(schools=1, learners_per_school=LEARNERS)
     control = handle.control
     school_id = control.data("schools")[0]["school_id"]
@@ -205,7 +216,9 @@ def test_export_20000_learners_has_no_gap_and_no_duplicate(make_sandbox, monkeyp
     stats = figures(control, "export", record_property, records=result["records"])
     control.clear_faults()
 
-    ids = [json.loads(line)["learner_id"] for line in target.read_text(encoding="utf-8").splitlines()]
+    ids = [
+        json.loads(line)["learner_id"] for line in target.read_text(encoding="utf-8").splitlines()
+    ]
     duplicates = [i for i, n in Counter(ids).items() if n > 1]
     missing = set(truth) - set(ids)
     assert stats["faults"] > 50, "the soak met too few faults to mean anything"
@@ -215,7 +228,9 @@ def test_export_20000_learners_has_no_gap_and_no_duplicate(make_sandbox, monkeyp
     assert sorted(p.name for p in target.parent.iterdir()) == ["learners.jsonl"]
 
 
-def test_failed_export_leaves_no_file_and_keeps_the_previous_one(make_sandbox, monkeypatch, tmp_path):
+def test_failed_export_leaves_no_file_and_keeps_the_previous_one(
+    make_sandbox, monkeypatch, tmp_path
+):
     handle = make_sandbox(schools=1, learners_per_school=2_000)
     control = handle.control
     school_id = control.data("schools")[0]["school_id"]
@@ -224,8 +239,12 @@ def test_failed_export_leaves_no_file_and_keeps_the_previous_one(make_sandbox, m
 
     def export(path: Path) -> dict[str, Any]:
         operator = D6ToStorageOperator(
-            task_id="export", d6_conn_id=conn_id, resource="learners", school_id=school_id,
-            filters={"all_accounts": True}, path=str(path),
+            task_id="export",
+            d6_conn_id=conn_id,
+            resource="learners",
+            school_id=school_id,
+            filters={"all_accounts": True},
+            path=str(path),
         )
         return with_fast_retries(operator, max_retries=3).execute({})
 
@@ -253,20 +272,28 @@ def test_failed_export_leaves_no_file_and_keeps_the_previous_one(make_sandbox, m
             assert good.read_bytes() == kept, "a failed run replaced the previous good export"
         else:
             assert not target.exists(), "a failed run left a partial file at the target path"
-        leftovers = [p.name for p in target.parent.iterdir() if p.name != "learners.jsonl"] if target.parent.exists() else []
+        leftovers = (
+            [p.name for p in target.parent.iterdir() if p.name != "learners.jsonl"]
+            if target.parent.exists()
+            else []
+        )
         assert leftovers == [], f"temporary files left behind: {leftovers}"
 
 
 # -- debtor notes ---------------------------------------------------------------------------------
 
 
-def test_200_debtor_notes_exactly_once_across_task_retries(make_sandbox, monkeypatch, record_property):
+def test_200_debtor_notes_exactly_once_across_task_retries(
+    make_sandbox, monkeypatch, record_property
+):
     from airflow_provider_d6.operators.debtor_notes import D6DebtorNoteOperator
 
     handle = make_sandbox(schools=1, learners_per_school=300)
     control = handle.control
     school_id = control.data("schools")[0]["school_id"]
-    persons = [p["accountable_person_id"] for p in control.data("accountable_persons", school_id=school_id)]
+    persons = [
+        p["accountable_person_id"] for p in control.data("accountable_persons", school_id=school_id)
+    ]
     notes_before = control.data("notes", school_id=school_id)
     # Half the notes go through a connection that gives up after one attempt, so that many first
     # task attempts raise and the task is retried the way Airflow does it: a new operator with the
@@ -319,15 +346,23 @@ def test_200_debtor_notes_exactly_once_across_task_retries(make_sandbox, monkeyp
     control.clear_faults()
 
     notes_after = control.data("notes", school_id=school_id)
-    ours = Counter(n["note"] for n in notes_after if (n.get("note") or "").startswith(tag) and n["status"] != "Deleted")
+    ours = Counter(
+        n["note"]
+        for n in notes_after
+        if (n.get("note") or "").startswith(tag) and n["status"] != "Deleted"
+    )
     duplicated = sorted(text for text, count in ours.items() if count > 1)
     lost = sorted(set(texts) - set(ours))
-    print(f"[soak] notes: created={sum(ours.values())} distinct={len(ours)} duplicated={len(duplicated)} lost={len(lost)}")
+    print(
+        f"[soak] notes: created={sum(ours.values())} distinct={len(ours)} duplicated={len(duplicated)} lost={len(lost)}"
+    )
     record_property("notes.created", sum(ours.values()))
 
     assert stats["faults"] > 50, "the soak met too few faults to mean anything"
     assert stats["task_retries"] > 0, "no task attempt failed: the retry path was not exercised"
-    assert [note_id for _, note_id in outcomes if note_id is None] == [], "a task failed all its tries"
+    assert [note_id for _, note_id in outcomes if note_id is None] == [], (
+        "a task failed all its tries"
+    )
     assert duplicated == [], f"{len(duplicated)} notes created twice, e.g. {duplicated[:3]}"
     assert lost == [], f"{len(lost)} notes lost, e.g. {lost[:3]}"
     assert len(notes_after) == len(notes_before) + NOTES

@@ -16,8 +16,9 @@ URL = "https://integrate.d6plus.co.za/api/v2/settings/clientintegrations"
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -50,7 +51,9 @@ def _depth(value: object) -> int:
         item, level = stack.pop()
         if isinstance(item, (list, dict)):
             deepest = max(deepest, level)
-            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+            stack.extend(
+                (child, level + 1) for child in (item.values() if isinstance(item, dict) else item)
+            )
     return deepest
 
 
@@ -75,35 +78,85 @@ headers = st.one_of(
         {},
         optional={
             "Content-Type": st.sampled_from(
-                ["application/json", "text/html; charset=utf-8", "text/plain", "", "application/octet-stream"]
+                [
+                    "application/json",
+                    "text/html; charset=utf-8",
+                    "text/plain",
+                    "",
+                    "application/octet-stream",
+                ]
             )
             | st.text(max_size=30),
-            "Retry-After": st.sampled_from(["0", "1", "-5", "1e309", "nan", "Wed, 21 Oct 2015 07:28:00 GMT", ""])
+            "Retry-After": st.sampled_from(
+                ["0", "1", "-5", "1e309", "nan", "Wed, 21 Oct 2015 07:28:00 GMT", ""]
+            )
             | st.text(max_size=30),
         },
     ),
 )
 
 statuses = st.one_of(
-    st.sampled_from([200, 201, 204, 301, 302, 400, 401, 403, 404, 409, 422, 429, 500, 502, 503, 504]),
+    st.sampled_from(
+        [200, 201, 204, 301, 302, 400, 401, 403, 404, 409, 422, 429, 500, 502, 503, 504]
+    ),
     st.integers(100, 599),
     st.integers(-1, 10_000),
 )
 
 
-@settings(max_examples=400, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
-@given(status=statuses, response_headers=headers, body=bodies, allow_empty=st.booleans(), method=st.sampled_from(["GET", "POST", "PATCH", "DELETE"]))
+@settings(
+    max_examples=400, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    status=statuses,
+    response_headers=headers,
+    body=bodies,
+    allow_empty=st.booleans(),
+    method=st.sampled_from(["GET", "POST", "PATCH", "DELETE"]),
+)
 @example(status=200, response_headers=None, body=b"", allow_empty=False, method="GET")
-@example(status=200, response_headers={"Content-Type": "application/json"}, body=b'{"data": [{"school_id": 10', allow_empty=False, method="GET")
-@example(status=403, response_headers={"Content-Type": "text/html"}, body=b"<html>blocked</html>", allow_empty=False, method="GET")
-@example(status=429, response_headers={"Retry-After": "1e309"}, body=b"", allow_empty=False, method="GET")
-@example(status=400, response_headers=None, body=b'{"validation_errors": [1, 2]}', allow_empty=False, method="POST")
-@example(status=200, response_headers=None, body=b"[" * 100_000 + b"]" * 100_000, allow_empty=False, method="GET")
+@example(
+    status=200,
+    response_headers={"Content-Type": "application/json"},
+    body=b'{"data": [{"school_id": 10',
+    allow_empty=False,
+    method="GET",
+)
+@example(
+    status=403,
+    response_headers={"Content-Type": "text/html"},
+    body=b"<html>blocked</html>",
+    allow_empty=False,
+    method="GET",
+)
+@example(
+    status=429, response_headers={"Retry-After": "1e309"}, body=b"", allow_empty=False, method="GET"
+)
+@example(
+    status=400,
+    response_headers=None,
+    body=b'{"validation_errors": [1, 2]}',
+    allow_empty=False,
+    method="POST",
+)
+@example(
+    status=200,
+    response_headers=None,
+    body=b"[" * 100_000 + b"]" * 100_000,
+    allow_empty=False,
+    method="GET",
+)
 def test_only_d6_errors_escape_the_parser(
-    status: int, response_headers: dict[str, str] | None, body: bytes | None, allow_empty: bool, method: str
+    status: int,
+    response_headers: dict[str, str] | None,
+    body: bytes | None,
+    allow_empty: bool,
+    method: str,
 ) -> None:
     try:
-        payload = parse_response(status, response_headers, body, method=method, url=URL, allow_empty=allow_empty)
+        payload = parse_response(
+            status, response_headers, body, method=method, url=URL, allow_empty=allow_empty
+        )
     except D6Error as error:
         # The error must render, carry where it came from, and survive the trip between processes
         # (Airflow pickles exceptions from task runners and triggers).

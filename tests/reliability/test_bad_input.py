@@ -1,0 +1,740 @@
+"""Bad input, table-driven: every refusal is a typed ``D6Error`` naming the field or the problem.
+
+Input mistakes (connection, hook arguments, operator and sensor arguments, desired-states files)
+must fail before anything is sent: the sandbox's request log stays empty. Answers d6 (or a proxy
+in front of it) may give — an HTML 403, an empty 200, truncated JSON, an array where an object
+belongs, ``route_not_found``, an unknown API type — become the matching error class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import importlib.util
+import json
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from airflow_provider_d6.exceptions import (
+    D6AuthenticationError,
+    D6ConfigurationError,
+    D6Error,
+    D6ForbiddenError,
+    D6InputError,
+    D6NotAuthorisedError,
+    D6NotFoundError,
+    D6ResponseError,
+    D6ValidationError,
+)
+from airflow_provider_d6.hooks.d6 import D6Hook
+from airflow_provider_d6.sandbox.testing import SandboxHandle, run_sandbox
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+TODAY = date.today()
+PASSWORD = "Bad-input-pw-5c1e77a0"
+
+
+@dataclass
+class Env:
+    """What a case needs: the sandbox, ids in known states, and a way to define connections."""
+
+    sandbox: SandboxHandle
+    monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path
+    shapes_url: str
+    school_id: int  # has an activated integration, so Finance+ answers for it
+    unlicensed_school_id: int  # has no activated integration: Finance+ answers 401
+    accountable_person_id: int
+
+    def connect(
+        self, conn_id: str = "d6_default", base_url: str | None = None, **fields: Any
+    ) -> str:
+        """Define *conn_id* in the environment; *fields* override login, password, extra."""
+        conn = {
+            "conn_type": "d6",
+            "host": base_url or self.sandbox.base_url,
+            "login": self.sandbox.username,
+            "password": self.sandbox.password,
+            "extra": {"max_retries": 1},
+        }
+        conn.update(fields)
+        self.monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+        return conn_id
+
+    def hook(self, **kwargs: Any) -> D6Hook:
+        """Return a hook on ``d6_default`` (the sandbox unless a case redefined it)."""
+        return D6Hook("d6_default", **kwargs)
+
+    def faults(self, kind: str) -> None:
+        """Answer the next d6 request with fault *kind*."""
+        self.sandbox.control.set_faults(script=[{"kind": kind, "times": 1}])
+
+    def file(self, name: str, text: str) -> str:
+        """Write a desired-states file and return its path."""
+        path = self.tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        return str(path)
+
+
+@dataclass
+class Case:
+    """One bad input and the error it must produce.
+
+    :param run: does the bad thing
+    :param error: the exact error class expected
+    :param mentions: text the message must contain (the field, or the response problem)
+    :param field: for input errors, the ``field`` attribute expected
+    :param sends: how many d6 requests the case may send (0 for every input error)
+    """
+
+    id: str
+    run: Callable[[Env], Any]
+    error: type[D6Error]
+    mentions: tuple[str, ...]
+    field: str | None = None
+    sends: int = 0
+    check: Callable[[D6Error], bool] | None = dataclasses.field(default=None, repr=False)
+
+
+def drain(iterable: Any) -> list[Any]:
+    return list(iterable)
+
+
+def note(env: Env, **overrides: Any) -> dict[str, Any]:
+    """Return valid Create Note arguments with *overrides*."""
+    fields = {
+        "accountable_person_id": env.accountable_person_id,
+        "date": TODAY.isoformat(),
+        "note_type_id": 1,
+        "communication_type_id": 1,
+        "note": "bad input table",
+    }
+    fields.update(overrides)
+    return fields
+
+
+def promise(**overrides: Any) -> dict[str, Any]:
+    item = {"date_promised": TODAY.isoformat(), "amount_promised": "150.00"}
+    item.update(overrides)
+    return item
+
+
+def integrations_op(**kwargs: Any) -> Any:
+    from airflow_provider_d6.operators.client_integrations import ClientIntegrationsOperator
+
+    return ClientIntegrationsOperator(task_id="integrations", **kwargs).execute({})
+
+
+def storage_op(env: Env, **kwargs: Any) -> Any:
+    from airflow_provider_d6.operators.storage import D6ToStorageOperator
+
+    kwargs.setdefault("path", str(env.tmp_path / "out.jsonl"))
+    return D6ToStorageOperator(task_id="export", **kwargs).execute({})
+
+
+def note_op(env: Env, **kwargs: Any) -> Any:
+    from airflow_provider_d6.operators.debtor_notes import D6DebtorNoteOperator
+
+    kwargs.setdefault("school_id", env.school_id)
+    return D6DebtorNoteOperator(task_id="note", **kwargs).execute({})
+
+
+def sensor(**kwargs: Any) -> Any:
+    from airflow_provider_d6.sensors.client_integrations import ClientIntegrationSensor
+
+    kwargs.setdefault("mode", "poke")
+    kwargs.setdefault("timeout", 1)
+    kwargs.setdefault("poke_interval", 0.1)
+    kwargs.setdefault("deferrable", False)
+    return ClientIntegrationSensor(task_id="wait", **kwargs).execute({})
+
+
+def load_desired_states(path: str) -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "d6_reconciliation_dag", DAGS / "d6_nightly_reconciliation.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module.load_desired_states(path)
+
+
+IN_3_YEARS = TODAY.replace(year=TODAY.year + 3, day=1).isoformat()
+LAST_YEAR = TODAY.replace(year=TODAY.year - 1, month=6, day=1).isoformat()
+
+CASES = [
+    # -- the connection ----------------------------------------------------------------------------
+    Case(
+        "conn-empty-password",
+        lambda e: (e.connect(password=""), e.hook().get_school(e.school_id)),
+        D6ConfigurationError,
+        ("password",),
+    ),
+    Case(
+        "conn-missing",
+        lambda e: D6Hook("d6_nowhere").get_school(e.school_id),
+        D6ConfigurationError,
+        ("d6_nowhere",),
+    ),
+    Case(
+        "conn-http-not-loopback",
+        lambda e: (
+            e.connect(base_url="http://integrate.example.invalid/api"),
+            e.hook().get_school(1000),
+        ),
+        D6ConfigurationError,
+        ("http://", "https://"),
+    ),
+    Case(
+        "conn-bad-activation-route",
+        lambda e: (e.connect(extra={"activation_route": "v3"}), e.hook().get_school(e.school_id)),
+        D6ConfigurationError,
+        ("activation_route", "v3"),
+    ),
+    Case(
+        "conn-timeout-not-a-number",
+        lambda e: (e.connect(extra={"timeout": "soon"}), e.hook().get_school(e.school_id)),
+        D6ConfigurationError,
+        ("timeout", "soon"),
+    ),
+    Case(
+        "conn-negative-max-retries",
+        lambda e: (e.connect(extra={"max_retries": -2}), e.hook().get_school(e.school_id)),
+        D6ConfigurationError,
+        ("max_retries",),
+    ),
+    Case(
+        "conn-verify-missing-ca-file",
+        lambda e: (
+            e.connect(extra={"verify": "/nonexistent/ca.pem"}),
+            e.hook().get_school(e.school_id),
+        ),
+        D6ConfigurationError,
+        ("verify", "/nonexistent/ca.pem"),
+    ),
+    Case(
+        "hook-kwarg-bad-activation-route",
+        lambda e: e.hook(activation_route="sideways").get_school(e.school_id),
+        D6ConfigurationError,
+        ("activation_route", "sideways"),
+    ),
+    # -- hook arguments ----------------------------------------------------------------------------
+    Case(
+        "hook-school-id-not-integer",
+        lambda e: e.hook().get_learner("abc", 1),
+        D6InputError,
+        ("school_id",),
+        field="school_id",
+    ),
+    Case(
+        "hook-learner-id-negative",
+        lambda e: e.hook().get_learner(e.school_id, -5),
+        D6InputError,
+        ("learner_id",),
+        field="learner_id",
+    ),
+    Case(
+        "hook-school-id-boolean",
+        lambda e: drain(e.hook().iter_learners(True)),
+        D6InputError,
+        ("school_id",),
+        field="school_id",
+    ),
+    Case(
+        "hook-unknown-filter",
+        lambda e: drain(e.hook().iter_learners(e.school_id, colour="red")),
+        D6InputError,
+        ("colour",),
+        field="colour",
+    ),
+    Case(
+        "hook-filter-bool-maybe",
+        lambda e: drain(e.hook().iter_learners(e.school_id, all_accounts="maybe")),
+        D6InputError,
+        ("all_accounts",),
+        field="all_accounts",
+    ),
+    Case(
+        "hook-filter-id-not-integer",
+        lambda e: drain(e.hook().iter_notes(e.school_id, year="last")),
+        D6InputError,
+        ("year",),
+        field="year",
+    ),
+    Case(
+        "hook-filter-enum",
+        lambda e: drain(e.hook().iter_promises_to_pay(e.school_id, promise_completed="Maybe")),
+        D6InputError,
+        ("promise_completed",),
+        field="promise_completed",
+    ),
+    Case(
+        "hook-malformed-start-date",
+        lambda e: drain(e.hook().iter_financial_transactions(e.school_id, start_date="2025-13-40")),
+        D6InputError,
+        ("start_date",),
+        field="start_date",
+    ),
+    Case(
+        "hook-end-date-without-start",
+        lambda e: drain(
+            e.hook().iter_financial_transactions(e.school_id, end_date=TODAY.isoformat())
+        ),
+        D6InputError,
+        ("end_date", "start_date"),
+        field="end_date",
+    ),
+    Case(
+        "hook-unknown-resource",
+        lambda e: drain(e.hook().iter_resource("pupils", e.school_id)),
+        D6InputError,
+        ("resource", "pupils"),
+        field="resource",
+    ),
+    Case(
+        "hook-state-maybe",
+        lambda e: e.hook().set_client_integration_state(e.school_id, 8, "maybe"),
+        D6InputError,
+        ("state",),
+        field="state",
+    ),
+    Case(
+        "note-date-out-of-window",
+        lambda e: e.hook().create_note(e.school_id, **note(e, date=IN_3_YEARS)),
+        D6InputError,
+        ("date",),
+        field="date",
+    ),
+    Case(
+        "note-date-malformed",
+        lambda e: e.hook().create_note(e.school_id, **note(e, date="31/01/2025")),
+        D6InputError,
+        ("date",),
+        field="date",
+    ),
+    Case(
+        "note-communication-type-required",
+        lambda e: e.hook().create_note(e.school_id, **note(e, communication_type_id=None)),
+        D6InputError,
+        ("communication_type_id",),
+        field="communication_type_id",
+    ),
+    Case(
+        "note-promise-required",
+        lambda e: e.hook().create_note(e.school_id, **note(e, note_type_id=2)),
+        D6InputError,
+        ("promise_to_pays",),
+        field="promise_to_pays",
+    ),
+    Case(
+        "note-promise-date-out-of-window",
+        lambda e: e.hook().create_note(
+            e.school_id,
+            **note(e, note_type_id=2, promise_to_pays=[promise(date_promised=LAST_YEAR)]),
+        ),
+        D6InputError,
+        ("date_promised",),
+        field="promise_to_pays[0].date_promised",
+    ),
+    Case(
+        "note-promise-amount-float",
+        lambda e: e.hook().create_note(
+            e.school_id, **note(e, note_type_id=2, promise_to_pays=[promise(amount_promised=150.0)])
+        ),
+        D6InputError,
+        ("amount_promised",),
+        field="promise_to_pays[0].amount_promised",
+    ),
+    Case(
+        "note-promise-amount-paid",
+        lambda e: e.hook().create_note(
+            e.school_id, **note(e, note_type_id=2, promise_to_pays=[promise(amount_paid="10.00")])
+        ),
+        D6InputError,
+        ("amount_paid",),
+        field="promise_to_pays[0].amount_paid",
+    ),
+    Case(
+        "note-promise-completed",
+        lambda e: e.hook().create_note(
+            e.school_id,
+            **note(e, note_type_id=2, promise_to_pays=[promise(promise_completed="Yes")]),
+        ),
+        D6InputError,
+        ("promise_completed",),
+        field="promise_to_pays[0].promise_completed",
+    ),
+    Case(
+        "note-update-amount-paid",
+        lambda e: e.hook().update_note(e.school_id, 1, amount_paid="10.00"),
+        D6InputError,
+        ("amount_paid",),
+        field="amount_paid",
+    ),
+    # -- operators and the sensor ------------------------------------------------------------------
+    Case(
+        "integrations-state-maybe",
+        lambda e: integrations_op(school_id=e.school_id, api_type_id=8, state="maybe"),
+        D6InputError,
+        ("state",),
+        field="state",
+    ),
+    Case(
+        "integrations-school-id-text",
+        lambda e: integrations_op(school_id="one thousand"),
+        D6InputError,
+        ("school_id",),
+        field="school_id",
+    ),
+    Case(
+        "integrations-desired-not-json",
+        lambda e: integrations_op(desired_states="[{school_id: 1000"),
+        D6InputError,
+        ("desired_states",),
+        field="desired_states",
+    ),
+    Case(
+        "integrations-desired-missing-state",
+        lambda e: integrations_op(desired_states=[{"school_id": e.school_id, "api_type_id": 8}]),
+        D6InputError,
+        ("desired_states[0]",),
+        field="desired_states[0]",
+    ),
+    Case(
+        "integrations-desired-state-maybe",
+        lambda e: integrations_op(
+            desired_states=[
+                {"school_id": e.school_id, "api_type_id": 8, "state": True},
+                {"school_id": e.school_id, "api_type_id": 9, "state": "maybe"},
+            ]
+        ),
+        D6InputError,
+        ("desired_states[1].state",),
+        field="desired_states[1].state",
+    ),
+    Case(
+        "storage-unknown-resource",
+        lambda e: storage_op(e, resource="pupils", school_id=e.school_id),
+        D6InputError,
+        ("resource", "pupils"),
+        field="resource",
+    ),
+    Case(
+        "storage-bad-format",
+        lambda e: storage_op(e, resource="learners", school_id=e.school_id, format="xml"),
+        D6InputError,
+        ("format", "xml"),
+        field="format",
+    ),
+    Case(
+        "storage-school-required",
+        lambda e: storage_op(e, resource="learners", school_id=None),
+        D6InputError,
+        ("school_id",),
+        field="school_id",
+    ),
+    Case(
+        "storage-unknown-filter",
+        lambda e: storage_op(
+            e, resource="learners", school_id=e.school_id, filters={"colour": "red"}
+        ),
+        D6InputError,
+        ("colour",),
+        field="colour",
+    ),
+    Case(
+        "storage-relative-path",
+        lambda e: storage_op(e, resource="learners", school_id=e.school_id, path="out.csv"),
+        D6InputError,
+        ("path",),
+        field="path",
+    ),
+    Case(
+        "note-op-unknown-action",
+        lambda e: note_op(e, action="archive", note_id=1),
+        D6InputError,
+        ("action", "archive"),
+        field="action",
+    ),
+    Case(
+        "note-op-promise-required",
+        lambda e: note_op(
+            e,
+            accountable_person_id=e.accountable_person_id,
+            date=TODAY.isoformat(),
+            note_type_id=2,
+            communication_type_id=1,
+            note="x",
+        ),
+        D6InputError,
+        ("promise_to_pays",),
+        field="promise_to_pays",
+    ),
+    Case(
+        "note-op-delete-without-id",
+        lambda e: note_op(e, action="delete"),
+        D6InputError,
+        ("note_id",),
+        field="note_id",
+    ),
+    Case(
+        "note-op-templated-id-text",
+        lambda e: note_op(
+            e, accountable_person_id="{{ nothing }}x", date=TODAY.isoformat(), note_type_id=3
+        ),
+        D6InputError,
+        ("accountable_person_id",),
+        field="accountable_person_id",
+    ),
+    Case(
+        "sensor-until-invalid",
+        lambda e: sensor(school_id=e.school_id, api_type_id=8, until="ready"),
+        D6InputError,
+        ("until", "ready"),
+        field="until",
+    ),
+    Case(
+        "sensor-school-id-text",
+        lambda e: sensor(school_id="abc", api_type_id=8),
+        D6InputError,
+        ("school_id",),
+        field="school_id",
+    ),
+    # -- desired-states files (the reconciliation DAG's loader) ------------------------------------
+    Case(
+        "desired-file-not-yaml",
+        lambda e: load_desired_states(e.file("bad.yaml", "desired_states: [\n  - {")),
+        D6InputError,
+        ("bad.yaml",),
+        field="desired_states_path",
+    ),
+    Case(
+        "desired-file-missing",
+        lambda e: load_desired_states(str(e.tmp_path / "absent.yaml")),
+        D6InputError,
+        ("absent.yaml",),
+        field="desired_states_path",
+    ),
+    Case(
+        "desired-file-not-a-list",
+        lambda e: load_desired_states(e.file("map.json", '{"school_id": 1000}')),
+        D6InputError,
+        ("desired_states",),
+        field="desired_states",
+    ),
+    Case(
+        "desired-file-state-maybe",
+        lambda e: load_desired_states(
+            e.file(
+                "maybe.yaml",
+                "- {school_id: 1000, api_type_id: 8, state: true}\n"
+                "- {school_id: 1001, api_type_id: 8, state: maybe}\n",
+            )
+        ),
+        D6InputError,
+        ("desired_states[1].state",),
+        field="desired_states[1].state",
+    ),
+    Case(
+        "desired-file-negative-school",
+        lambda e: load_desired_states(
+            e.file("neg.json", '[{"school_id": -3, "api_type_id": 8, "state": false}]')
+        ),
+        D6InputError,
+        ("desired_states[0].school_id",),
+        field="desired_states[0].school_id",
+    ),
+    Case(
+        "desired-file-duplicate-pair",
+        lambda e: load_desired_states(
+            e.file(
+                "dup.yaml",
+                "- {school_id: 1000, api_type_id: 8, state: true}\n"
+                "- {school_id: 1000, api_type_id: 8, state: true}\n",
+            )
+        ),
+        D6InputError,
+        ("desired_states[1]",),
+        field="desired_states[1]",
+    ),
+    # -- what the server (or a proxy) answers ------------------------------------------------------
+    Case(
+        "server-html-403",
+        lambda e: (e.faults("html403"), e.hook().get_school(e.school_id)),
+        D6ForbiddenError,
+        ("403", "firewall"),
+        sends=1,
+        check=lambda err: err.from_firewall,
+    ),
+    Case(
+        "server-empty-200",
+        lambda e: (e.faults("empty200"), e.hook().get_school(e.school_id)),
+        D6ResponseError,
+        ("200", "empty"),
+        sends=1,
+    ),
+    Case(
+        "server-truncated-json",
+        lambda e: (e.faults("truncated"), drain(e.hook().iter_schools())),
+        D6ResponseError,
+        ("200", "JSON"),
+        sends=1,
+    ),
+    Case(
+        "server-route-not-found",
+        lambda e: (e.faults("route_not_found"), e.hook().get_school(e.school_id)),
+        D6NotFoundError,
+        ("404", "route"),
+        sends=1,
+        check=lambda err: err.route_not_found,
+    ),
+    Case(
+        "server-unknown-api-type",
+        lambda e: e.hook().set_client_integration_state(e.school_id, 77, True),
+        D6ValidationError,
+        ("400", "api_type_id"),
+        sends=1,
+        check=lambda err: "api_type_id" in err.validation_errors,
+    ),
+    Case(
+        "server-wrong-password",
+        lambda e: (e.connect(password="Not-the-password-123"), e.hook().get_school(e.school_id)),
+        D6AuthenticationError,
+        ("401",),
+        sends=1,
+    ),
+    Case(
+        "server-school-not-authorised",
+        lambda e: drain(e.hook().iter_learners(e.unlicensed_school_id)),
+        D6NotAuthorisedError,
+        ("401", "not authorised"),
+        sends=1,
+    ),
+    Case(
+        "server-unknown-learner",
+        lambda e: e.hook().get_learner(e.school_id, 987654321),
+        D6NotFoundError,
+        ("404", "987654321"),
+        sends=1,
+        check=lambda err: not err.route_not_found,
+    ),
+    Case(
+        "shape-array-for-object",
+        lambda e: (e.connect(base_url=e.shapes_url + "/array"), e.hook().get_school(1000)),
+        D6ResponseError,
+        ("object",),
+    ),
+    Case(
+        "shape-object-for-collection",
+        lambda e: (e.connect(base_url=e.shapes_url + "/object"), drain(e.hook().iter_schools())),
+        D6ResponseError,
+        ("collection",),
+    ),
+    Case(
+        "shape-collection-of-non-objects",
+        lambda e: (e.connect(base_url=e.shapes_url + "/scalars"), drain(e.hook().iter_schools())),
+        D6ResponseError,
+        ("object",),
+    ),
+]
+
+
+# -- a tiny server for answer shapes the sandbox never gives ---------------------------------------
+
+SHAPES = {
+    "array": [{"school_id": 1000, "school_name": "d6+ Primary School"}],
+    "object": {"data": {"school_id": 1000}, "meta": {}},
+    "scalars": {
+        "data": [1000, "d6+ Primary School", None],
+        "meta": {"limit": 10, "max_allowed_limit": 50},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def shapes_url() -> Iterator[str]:
+    """Serve ``/<shape>/api/...`` with a well-formed 200 JSON body of the wrong shape."""
+    ready = threading.Event()
+    state: dict[str, Any] = {}
+
+    async def answer(request: web.BaseRequest) -> web.Response:
+        shape = request.path.strip("/").split("/")[0]
+        return web.json_response(SHAPES.get(shape, {}))
+
+    async def main() -> None:
+        runner = web.ServerRunner(web.Server(answer), handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        state["port"] = runner.addresses[0][1]
+        state["stop"] = asyncio.Event()
+        state["loop"] = asyncio.get_running_loop()
+        ready.set()
+        await state["stop"].wait()
+        await runner.cleanup()
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+    thread.start()
+    assert ready.wait(30)
+    yield f"http://127.0.0.1:{state['port']}"
+    state["loop"].call_soon_threadsafe(state["stop"].set)
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def bad_input_sandbox() -> Iterator[SandboxHandle]:
+    with run_sandbox(password=PASSWORD, schools=6, learners_per_school=20) as handle:
+        yield handle
+
+
+@pytest.fixture
+def env(bad_input_sandbox, shapes_url, monkeypatch, tmp_path) -> Env:
+    control = bad_input_sandbox.control
+    control.reset()
+    integrations = control.data("client_integrations")
+    licensed = {r["school_id"] for r in integrations if r["activated_by_integrator"] == "Yes"}
+    schools = [s["school_id"] for s in control.data("schools")]
+    school_id = min(licensed)
+    environment = Env(
+        sandbox=bad_input_sandbox,
+        monkeypatch=monkeypatch,
+        tmp_path=tmp_path,
+        shapes_url=shapes_url,
+        school_id=school_id,
+        unlicensed_school_id=next(s for s in schools if s not in licensed),
+        accountable_person_id=control.data("accountable_persons", school_id=school_id)[0][
+            "accountable_person_id"
+        ],
+    )
+    environment.connect()
+    control.clear_requests()
+    return environment
+
+
+def test_the_table_is_big_enough():
+    assert len(CASES) >= 30
+    assert len({case.id for case in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_bad_input_is_refused_with_a_typed_error(case: Case, env: Env):
+    with pytest.raises(D6Error) as caught:
+        case.run(env)
+    error = caught.value
+    assert type(error) is case.error, f"{type(error).__name__}: {error}"
+    text = str(error)
+    for word in case.mentions:
+        assert word.lower() in text.lower(), f"{word!r} not in the message: {text}"
+    if case.field is not None:
+        assert getattr(error, "field", None) == case.field, text
+    if case.check is not None:
+        assert case.check(error), text
+    assert env.sandbox.password not in text and PASSWORD not in repr(error.__dict__)
+    sent = env.sandbox.control.requests()
+    assert len(sent) == case.sends, f"expected {case.sends} request(s), d6 received {sent}"
