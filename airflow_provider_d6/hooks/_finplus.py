@@ -7,11 +7,11 @@ first argument. The transport (``_send``, pagination, errors, retries) lives in 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_d6.exceptions import D6ConnectionError, D6ServerError
+from airflow_provider_d6.exceptions import D6ConnectionError, D6NotFoundError, D6ServerError
 from airflow_provider_d6.hooks._endpoints import ENDPOINTS, coerce_ids
 from airflow_provider_d6.hooks._parse import single
 from airflow_provider_d6.hooks._retry import RetryPolicy
@@ -226,36 +226,16 @@ class FinancePlusMethods:
                     "d6 note %s already exists; not creating another", existing.get("note_id")
                 )
                 return existing
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                payload = self._send(
-                    "POST", NOTES.path, json=body, school_id=school_id, idempotent=False
-                )
-                return self._write_result(NOTES, payload, "POST", NOTES.path)
-            except (D6ConnectionError, D6ServerError) as err:
-                if isinstance(err, D6ServerError) and not self._policy.is_ambiguous(
-                    status=err.status_code
-                ):
-                    raise
-                found = self.find_note(school_id, **lookup)
-                if found is not None:
-                    self.log.warning(
-                        "d6 Create Note failed ambiguously (%s) but the note landed: %s",
-                        type(err).__name__,
-                        found.get("note_id"),
-                    )
-                    return found
-                if attempt >= self._policy.max_attempts:
-                    raise
-                delay = self._policy.wait(attempt)
-                self.log.warning(
-                    "d6 Create Note failed (%s) and did not land; sending again in %.2fs",
-                    type(err).__name__,
-                    delay,
-                )
-                time.sleep(delay)
+        return self._write_once(
+            "Create Note",
+            lambda: self._write_result(
+                NOTES,
+                self._send("POST", NOTES.path, json=body, school_id=school_id, idempotent=False),
+                "POST",
+                NOTES.path,
+            ),
+            landed=lambda: self.find_note(school_id, **lookup),
+        )
 
     def update_note(self, school_id: int, note_id: int, **fields: Any) -> dict[str, Any]:
         """Change a note's fields (and promises: with ``promise_to_pay_id`` to change one).
@@ -277,10 +257,7 @@ class FinancePlusMethods:
     def delete_note(self, school_id: int, note_id: int) -> dict[str, Any]:
         """Soft-delete a note; returns d6's answer (``{"status": "Deleted"}``)."""
         school_id, note_id = check_id(school_id, "school_id"), check_id(note_id, "note_id")
-        payload = self._send(
-            "DELETE", f"{NOTES.path}/{note_id}", school_id=school_id, allow_empty=True
-        )
-        return payload if isinstance(payload, dict) else {"status": "Deleted"}
+        return self._delete(NOTES, school_id, note_id, lambda: self.get_note(school_id, note_id))
 
     def restore_note(self, school_id: int, note_id: int) -> dict[str, Any]:
         """Restore a soft-deleted note (Update Note with status "Created")."""
@@ -304,11 +281,67 @@ class FinancePlusMethods:
     def delete_promise_to_pay(self, school_id: int, promise_to_pay_id: int) -> dict[str, Any]:
         """Delete a promise to pay; returns d6's answer (``{"status": "Deleted"}``)."""
         school_id = check_id(school_id, "school_id")
-        promise_to_pay_id = check_id(promise_to_pay_id, "promise_to_pay_id")
-        payload = self._send(
-            "DELETE", f"{PROMISES.path}/{promise_to_pay_id}", school_id=school_id, allow_empty=True
+        promise_id = check_id(promise_to_pay_id, "promise_to_pay_id")
+        return self._delete(
+            PROMISES, school_id, promise_id, lambda: self.get_promise_to_pay(school_id, promise_id)
         )
-        return payload if isinstance(payload, dict) else {"status": "Deleted"}
+
+    def _delete(
+        self, endpoint: Endpoint, school_id: int, record_id: int, read: Callable[[], Any]
+    ) -> dict[str, Any]:
+        """DELETE once: after an ambiguous failure, a record that is gone counts as deleted.
+
+        A blind re-send would answer 404 "already deleted" for a delete that did succeed.
+        """
+        path = f"{endpoint.path}/{record_id}"
+
+        def gone() -> dict[str, Any] | None:
+            try:
+                read()
+            except D6NotFoundError:
+                return {"status": "Deleted"}
+            return None
+
+        def send() -> dict[str, Any]:
+            payload = self._send(
+                "DELETE", path, school_id=school_id, idempotent=False, allow_empty=True
+            )
+            return payload if isinstance(payload, dict) else {"status": "Deleted"}
+
+        return self._write_once(f"DELETE {endpoint.name}", send, landed=gone)
+
+    def _write_once(
+        self, what: str, send: Callable[[], dict[str, Any]], landed: Callable[[], Any]
+    ) -> dict[str, Any]:
+        """Send a write that must not be repeated blindly; after an ambiguous failure ask
+        *landed* whether it took effect (returning its result) before sending it again.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return send()
+            except (D6ConnectionError, D6ServerError) as err:
+                if isinstance(err, D6ServerError) and not self._policy.is_ambiguous(
+                    status=err.status_code
+                ):
+                    raise
+                found = landed()
+                if found is not None:
+                    self.log.warning(
+                        "d6 %s failed ambiguously (%s) but took effect", what, type(err).__name__
+                    )
+                    return found
+                if attempt >= self._policy.max_attempts:
+                    raise
+                delay = self._policy.wait(attempt)
+                self.log.warning(
+                    "d6 %s failed (%s) and did not take effect; sending again in %.2fs",
+                    what,
+                    type(err).__name__,
+                    delay,
+                )
+                time.sleep(delay)
 
     def _write_result(
         self, endpoint: Endpoint, payload: Any, method: str, path: str

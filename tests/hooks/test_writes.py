@@ -194,3 +194,20 @@ def test_ambiguous_create_note_failure_leaves_exactly_one_note(sandbox, hook, ki
     posts = d6_requests(sandbox.control, NOTES_PATH, "POST")
     # "drop" landed, so it was found and not sent again; the others had not landed and were re-sent once.
     assert len(posts) == (1 if kind == "drop" else 2)
+
+
+def test_dropped_delete_that_landed_is_success(sandbox, hook):
+    school_id = finance_school(sandbox.control)
+    note = hook.create_note(school_id, **_note_fields(sandbox.control, school_id))
+    path = f"{NOTES_PATH}/{note['note_id']}"
+    sandbox.control.set_faults(
+        script=[{"kind": "drop", "times": 1, "method": "DELETE", "path": path}]
+    )
+    # The delete took effect but the answer was lost: not re-sent (that would answer 404).
+    assert hook.delete_note(school_id, note["note_id"]) == {"status": "Deleted"}
+    assert len(d6_requests(sandbox.control, path, "DELETE")) == 1
+    statuses = {n["note_id"]: n["status"] for n in sandbox.control.data("notes", school_id)}
+    assert statuses[note["note_id"]] == "Deleted"
+    # Deleting it again is d6's 404, not a silent success.
+    with pytest.raises(D6NotFoundError):
+        hook.delete_note(school_id, note["note_id"])
