@@ -104,6 +104,7 @@ class Case:
 
 
 def drain(iterable: Any) -> list[Any]:
+    """Consume a generator so that a lazy hook method runs."""
     return list(iterable)
 
 
@@ -121,6 +122,7 @@ def note(env: Env, **overrides: Any) -> dict[str, Any]:
 
 
 def promise(**overrides: Any) -> dict[str, Any]:
+    """Return a valid promise-to-pay item with *overrides*."""
     item = {"date_promised": TODAY.isoformat(), "amount_promised": "150.00"}
     item.update(overrides)
     return item
@@ -136,6 +138,8 @@ def storage_op(env: Env, **kwargs: Any) -> Any:
     from airflow_provider_d6.operators.storage import D6ToStorageOperator
 
     kwargs.setdefault("path", str(env.tmp_path / "out.jsonl"))
+    kwargs.setdefault("resource", "learners")
+    kwargs.setdefault("school_id", env.school_id)
     return D6ToStorageOperator(task_id="export", **kwargs).execute({})
 
 
@@ -165,484 +169,216 @@ def load_desired_states(path: str) -> Any:
     return module.load_desired_states(path)
 
 
+def on_sandbox(call: Callable[[Env], Any], **conn: Any) -> Callable[[Env], Any]:
+    """Redefine ``d6_default`` with *conn* (login, password, extra, base_url), then *call*."""
+
+    def run(env: Env) -> Any:
+        env.connect(**conn)
+        return call(env)
+
+    return run
+
+
+def after_fault(kind: str, call: Callable[[Env], Any]) -> Callable[[Env], Any]:
+    """Answer the next d6 request with fault *kind*, then *call*."""
+
+    def run(env: Env) -> Any:
+        env.faults(kind)
+        return call(env)
+
+    return run
+
+
+def shape(name: str, call: Callable[[Env], Any]) -> Callable[[Env], Any]:
+    """Point ``d6_default`` at the wrong-shape server's */name*, then *call*."""
+
+    def run(env: Env) -> Any:
+        env.connect(base_url=f"{env.shapes_url}/{name}")
+        return call(env)
+
+    return run
+
+
+def get_school(env: Env) -> Any:
+    return env.hook().get_school(env.school_id)
+
+
+def create_note(**overrides: Any) -> Callable[[Env], Any]:
+    return lambda env: env.hook().create_note(env.school_id, **note(env, **overrides))
+
+
+def promise_note(**item: Any) -> Callable[[Env], Any]:
+    return create_note(note_type_id=2, promise_to_pays=[promise(**item)])
+
+
+def desired_file(name: str, text: str) -> Callable[[Env], Any]:
+    return lambda env: load_desired_states(env.file(name, text))
+
+
+def transactions(**filters: Any) -> Callable[[Env], Any]:
+    return lambda env: drain(env.hook().iter_financial_transactions(env.school_id, **filters))
+
+
+def learners(**filters: Any) -> Callable[[Env], Any]:
+    return lambda env: drain(env.hook().iter_learners(env.school_id, **filters))
+
+
 IN_3_YEARS = TODAY.replace(year=TODAY.year + 3, day=1).isoformat()
 LAST_YEAR = TODAY.replace(year=TODAY.year - 1, month=6, day=1).isoformat()
+PAIR = "- {school_id: 1000, api_type_id: 8, state: true}\n"
+Input = D6InputError
+Config = D6ConfigurationError
 
+# fmt: off
 CASES = [
-    # -- the connection ----------------------------------------------------------------------------
-    Case(
-        "conn-empty-password",
-        lambda e: (e.connect(password=""), e.hook().get_school(e.school_id)),
-        D6ConfigurationError,
-        ("password",),
-    ),
-    Case(
-        "conn-missing",
-        lambda e: D6Hook("d6_nowhere").get_school(e.school_id),
-        D6ConfigurationError,
-        ("d6_nowhere",),
-    ),
-    Case(
-        "conn-http-not-loopback",
-        lambda e: (
-            e.connect(base_url="http://integrate.example.invalid/api"),
-            e.hook().get_school(1000),
-        ),
-        D6ConfigurationError,
-        ("http://", "https://"),
-    ),
-    Case(
-        "conn-bad-activation-route",
-        lambda e: (e.connect(extra={"activation_route": "v3"}), e.hook().get_school(e.school_id)),
-        D6ConfigurationError,
-        ("activation_route", "v3"),
-    ),
-    Case(
-        "conn-timeout-not-a-number",
-        lambda e: (e.connect(extra={"timeout": "soon"}), e.hook().get_school(e.school_id)),
-        D6ConfigurationError,
-        ("timeout", "soon"),
-    ),
-    Case(
-        "conn-negative-max-retries",
-        lambda e: (e.connect(extra={"max_retries": -2}), e.hook().get_school(e.school_id)),
-        D6ConfigurationError,
-        ("max_retries",),
-    ),
-    Case(
-        "conn-verify-missing-ca-file",
-        lambda e: (
-            e.connect(extra={"verify": "/nonexistent/ca.pem"}),
-            e.hook().get_school(e.school_id),
-        ),
-        D6ConfigurationError,
-        ("verify", "/nonexistent/ca.pem"),
-    ),
-    Case(
-        "hook-kwarg-bad-activation-route",
-        lambda e: e.hook(activation_route="sideways").get_school(e.school_id),
-        D6ConfigurationError,
-        ("activation_route", "sideways"),
-    ),
-    # -- hook arguments ----------------------------------------------------------------------------
-    Case(
-        "hook-school-id-not-integer",
-        lambda e: e.hook().get_learner("abc", 1),
-        D6InputError,
-        ("school_id",),
-        field="school_id",
-    ),
-    Case(
-        "hook-learner-id-negative",
-        lambda e: e.hook().get_learner(e.school_id, -5),
-        D6InputError,
-        ("learner_id",),
-        field="learner_id",
-    ),
-    Case(
-        "hook-school-id-boolean",
-        lambda e: drain(e.hook().iter_learners(True)),
-        D6InputError,
-        ("school_id",),
-        field="school_id",
-    ),
-    Case(
-        "hook-unknown-filter",
-        lambda e: drain(e.hook().iter_learners(e.school_id, colour="red")),
-        D6InputError,
-        ("colour",),
-        field="colour",
-    ),
-    Case(
-        "hook-filter-bool-maybe",
-        lambda e: drain(e.hook().iter_learners(e.school_id, all_accounts="maybe")),
-        D6InputError,
-        ("all_accounts",),
-        field="all_accounts",
-    ),
-    Case(
-        "hook-filter-id-not-integer",
-        lambda e: drain(e.hook().iter_notes(e.school_id, year="last")),
-        D6InputError,
-        ("year",),
-        field="year",
-    ),
-    Case(
-        "hook-filter-enum",
-        lambda e: drain(e.hook().iter_promises_to_pay(e.school_id, promise_completed="Maybe")),
-        D6InputError,
-        ("promise_completed",),
-        field="promise_completed",
-    ),
-    Case(
-        "hook-malformed-start-date",
-        lambda e: drain(e.hook().iter_financial_transactions(e.school_id, start_date="2025-13-40")),
-        D6InputError,
-        ("start_date",),
-        field="start_date",
-    ),
-    Case(
-        "hook-end-date-without-start",
-        lambda e: drain(
-            e.hook().iter_financial_transactions(e.school_id, end_date=TODAY.isoformat())
-        ),
-        D6InputError,
-        ("end_date", "start_date"),
-        field="end_date",
-    ),
-    Case(
-        "hook-unknown-resource",
-        lambda e: drain(e.hook().iter_resource("pupils", e.school_id)),
-        D6InputError,
-        ("resource", "pupils"),
-        field="resource",
-    ),
-    Case(
-        "hook-state-maybe",
-        lambda e: e.hook().set_client_integration_state(e.school_id, 8, "maybe"),
-        D6InputError,
-        ("state",),
-        field="state",
-    ),
-    Case(
-        "note-date-out-of-window",
-        lambda e: e.hook().create_note(e.school_id, **note(e, date=IN_3_YEARS)),
-        D6InputError,
-        ("date",),
-        field="date",
-    ),
-    Case(
-        "note-date-malformed",
-        lambda e: e.hook().create_note(e.school_id, **note(e, date="31/01/2025")),
-        D6InputError,
-        ("date",),
-        field="date",
-    ),
-    Case(
-        "note-communication-type-required",
-        lambda e: e.hook().create_note(e.school_id, **note(e, communication_type_id=None)),
-        D6InputError,
-        ("communication_type_id",),
-        field="communication_type_id",
-    ),
-    Case(
-        "note-promise-required",
-        lambda e: e.hook().create_note(e.school_id, **note(e, note_type_id=2)),
-        D6InputError,
-        ("promise_to_pays",),
-        field="promise_to_pays",
-    ),
-    Case(
-        "note-promise-date-out-of-window",
-        lambda e: e.hook().create_note(
-            e.school_id,
-            **note(e, note_type_id=2, promise_to_pays=[promise(date_promised=LAST_YEAR)]),
-        ),
-        D6InputError,
-        ("date_promised",),
-        field="promise_to_pays[0].date_promised",
-    ),
-    Case(
-        "note-promise-amount-float",
-        lambda e: e.hook().create_note(
-            e.school_id, **note(e, note_type_id=2, promise_to_pays=[promise(amount_promised=150.0)])
-        ),
-        D6InputError,
-        ("amount_promised",),
-        field="promise_to_pays[0].amount_promised",
-    ),
-    Case(
-        "note-promise-amount-paid",
-        lambda e: e.hook().create_note(
-            e.school_id, **note(e, note_type_id=2, promise_to_pays=[promise(amount_paid="10.00")])
-        ),
-        D6InputError,
-        ("amount_paid",),
-        field="promise_to_pays[0].amount_paid",
-    ),
-    Case(
-        "note-promise-completed",
-        lambda e: e.hook().create_note(
-            e.school_id,
-            **note(e, note_type_id=2, promise_to_pays=[promise(promise_completed="Yes")]),
-        ),
-        D6InputError,
-        ("promise_completed",),
-        field="promise_to_pays[0].promise_completed",
-    ),
-    Case(
-        "note-update-amount-paid",
-        lambda e: e.hook().update_note(e.school_id, 1, amount_paid="10.00"),
-        D6InputError,
-        ("amount_paid",),
-        field="amount_paid",
-    ),
-    # -- operators and the sensor ------------------------------------------------------------------
-    Case(
-        "integrations-state-maybe",
-        lambda e: integrations_op(school_id=e.school_id, api_type_id=8, state="maybe"),
-        D6InputError,
-        ("state",),
-        field="state",
-    ),
-    Case(
-        "integrations-school-id-text",
-        lambda e: integrations_op(school_id="one thousand"),
-        D6InputError,
-        ("school_id",),
-        field="school_id",
-    ),
-    Case(
-        "integrations-desired-not-json",
-        lambda e: integrations_op(desired_states="[{school_id: 1000"),
-        D6InputError,
-        ("desired_states",),
-        field="desired_states",
-    ),
-    Case(
-        "integrations-desired-missing-state",
-        lambda e: integrations_op(desired_states=[{"school_id": e.school_id, "api_type_id": 8}]),
-        D6InputError,
-        ("desired_states[0]",),
-        field="desired_states[0]",
-    ),
-    Case(
-        "integrations-desired-state-maybe",
-        lambda e: integrations_op(
-            desired_states=[
-                {"school_id": e.school_id, "api_type_id": 8, "state": True},
-                {"school_id": e.school_id, "api_type_id": 9, "state": "maybe"},
-            ]
-        ),
-        D6InputError,
-        ("desired_states[1].state",),
-        field="desired_states[1].state",
-    ),
-    Case(
-        "storage-unknown-resource",
-        lambda e: storage_op(e, resource="pupils", school_id=e.school_id),
-        D6InputError,
-        ("resource", "pupils"),
-        field="resource",
-    ),
-    Case(
-        "storage-bad-format",
-        lambda e: storage_op(e, resource="learners", school_id=e.school_id, format="xml"),
-        D6InputError,
-        ("format", "xml"),
-        field="format",
-    ),
-    Case(
-        "storage-school-required",
-        lambda e: storage_op(e, resource="learners", school_id=None),
-        D6InputError,
-        ("school_id",),
-        field="school_id",
-    ),
-    Case(
-        "storage-unknown-filter",
-        lambda e: storage_op(
-            e, resource="learners", school_id=e.school_id, filters={"colour": "red"}
-        ),
-        D6InputError,
-        ("colour",),
-        field="colour",
-    ),
-    Case(
-        "storage-relative-path",
-        lambda e: storage_op(e, resource="learners", school_id=e.school_id, path="out.csv"),
-        D6InputError,
-        ("path",),
-        field="path",
-    ),
-    Case(
-        "note-op-unknown-action",
-        lambda e: note_op(e, action="archive", note_id=1),
-        D6InputError,
-        ("action", "archive"),
-        field="action",
-    ),
-    Case(
-        "note-op-promise-required",
-        lambda e: note_op(
-            e,
-            accountable_person_id=e.accountable_person_id,
-            date=TODAY.isoformat(),
-            note_type_id=2,
-            communication_type_id=1,
-            note="x",
-        ),
-        D6InputError,
-        ("promise_to_pays",),
-        field="promise_to_pays",
-    ),
-    Case(
-        "note-op-delete-without-id",
-        lambda e: note_op(e, action="delete"),
-        D6InputError,
-        ("note_id",),
-        field="note_id",
-    ),
-    Case(
-        "note-op-templated-id-text",
-        lambda e: note_op(
-            e, accountable_person_id="{{ nothing }}x", date=TODAY.isoformat(), note_type_id=3
-        ),
-        D6InputError,
-        ("accountable_person_id",),
-        field="accountable_person_id",
-    ),
-    Case(
-        "sensor-until-invalid",
-        lambda e: sensor(school_id=e.school_id, api_type_id=8, until="ready"),
-        D6InputError,
-        ("until", "ready"),
-        field="until",
-    ),
-    Case(
-        "sensor-school-id-text",
-        lambda e: sensor(school_id="abc", api_type_id=8),
-        D6InputError,
-        ("school_id",),
-        field="school_id",
-    ),
-    # -- desired-states files (the reconciliation DAG's loader) ------------------------------------
-    Case(
-        "desired-file-not-yaml",
-        lambda e: load_desired_states(e.file("bad.yaml", "desired_states: [\n  - {")),
-        D6InputError,
-        ("bad.yaml",),
-        field="desired_states_path",
-    ),
-    Case(
-        "desired-file-missing",
-        lambda e: load_desired_states(str(e.tmp_path / "absent.yaml")),
-        D6InputError,
-        ("absent.yaml",),
-        field="desired_states_path",
-    ),
-    Case(
-        "desired-file-not-a-list",
-        lambda e: load_desired_states(e.file("map.json", '{"school_id": 1000}')),
-        D6InputError,
-        ("desired_states",),
-        field="desired_states",
-    ),
-    Case(
-        "desired-file-state-maybe",
-        lambda e: load_desired_states(
-            e.file(
-                "maybe.yaml",
-                "- {school_id: 1000, api_type_id: 8, state: true}\n"
-                "- {school_id: 1001, api_type_id: 8, state: maybe}\n",
-            )
-        ),
-        D6InputError,
-        ("desired_states[1].state",),
-        field="desired_states[1].state",
-    ),
-    Case(
-        "desired-file-negative-school",
-        lambda e: load_desired_states(
-            e.file("neg.json", '[{"school_id": -3, "api_type_id": 8, "state": false}]')
-        ),
-        D6InputError,
-        ("desired_states[0].school_id",),
-        field="desired_states[0].school_id",
-    ),
-    Case(
-        "desired-file-duplicate-pair",
-        lambda e: load_desired_states(
-            e.file(
-                "dup.yaml",
-                "- {school_id: 1000, api_type_id: 8, state: true}\n"
-                "- {school_id: 1000, api_type_id: 8, state: true}\n",
-            )
-        ),
-        D6InputError,
-        ("desired_states[1]",),
-        field="desired_states[1]",
-    ),
-    # -- what the server (or a proxy) answers ------------------------------------------------------
-    Case(
-        "server-html-403",
-        lambda e: (e.faults("html403"), e.hook().get_school(e.school_id)),
-        D6ForbiddenError,
-        ("403", "firewall"),
-        sends=1,
-        check=lambda err: err.from_firewall,
-    ),
-    Case(
-        "server-empty-200",
-        lambda e: (e.faults("empty200"), e.hook().get_school(e.school_id)),
-        D6ResponseError,
-        ("200", "empty"),
-        sends=1,
-    ),
-    Case(
-        "server-truncated-json",
-        lambda e: (e.faults("truncated"), drain(e.hook().iter_schools())),
-        D6ResponseError,
-        ("200", "JSON"),
-        sends=1,
-    ),
-    Case(
-        "server-route-not-found",
-        lambda e: (e.faults("route_not_found"), e.hook().get_school(e.school_id)),
-        D6NotFoundError,
-        ("404", "route"),
-        sends=1,
-        check=lambda err: err.route_not_found,
-    ),
-    Case(
-        "server-unknown-api-type",
-        lambda e: e.hook().set_client_integration_state(e.school_id, 77, True),
-        D6ValidationError,
-        ("400", "api_type_id"),
-        sends=1,
-        check=lambda err: "api_type_id" in err.validation_errors,
-    ),
-    Case(
-        "server-wrong-password",
-        lambda e: (e.connect(password="Not-the-password-123"), e.hook().get_school(e.school_id)),
-        D6AuthenticationError,
-        ("401",),
-        sends=1,
-    ),
-    Case(
-        "server-school-not-authorised",
-        lambda e: drain(e.hook().iter_learners(e.unlicensed_school_id)),
-        D6NotAuthorisedError,
-        ("401", "not authorised"),
-        sends=1,
-    ),
-    Case(
-        "server-unknown-learner",
-        lambda e: e.hook().get_learner(e.school_id, 987654321),
-        D6NotFoundError,
-        ("404", "987654321"),
-        sends=1,
-        check=lambda err: not err.route_not_found,
-    ),
-    Case(
-        "shape-array-for-object",
-        lambda e: (e.connect(base_url=e.shapes_url + "/array"), e.hook().get_school(1000)),
-        D6ResponseError,
-        ("object",),
-    ),
-    Case(
-        "shape-object-for-collection",
-        lambda e: (e.connect(base_url=e.shapes_url + "/object"), drain(e.hook().iter_schools())),
-        D6ResponseError,
-        ("collection",),
-    ),
-    Case(
-        "shape-collection-of-non-objects",
-        lambda e: (e.connect(base_url=e.shapes_url + "/scalars"), drain(e.hook().iter_schools())),
-        D6ResponseError,
-        ("object",),
-    ),
+    # -- the connection --------------------------------------------------------------------------
+    Case("conn-empty-password", on_sandbox(get_school, password=""), Config, ("password",)),
+    Case("conn-missing", lambda e: D6Hook("d6_nowhere").get_school(1000), Config, ("d6_nowhere",)),
+    Case("conn-http-not-loopback",
+         on_sandbox(get_school, base_url="http://integrate.example.invalid/api"),
+         Config, ("http://", "https://")),
+    Case("conn-bad-activation-route", on_sandbox(get_school, extra={"activation_route": "v3"}),
+         Config, ("activation_route", "v3")),
+    Case("conn-timeout-not-a-number", on_sandbox(get_school, extra={"timeout": "soon"}),
+         Config, ("timeout", "soon")),
+    Case("conn-negative-max-retries", on_sandbox(get_school, extra={"max_retries": -2}),
+         Config, ("max_retries",)),
+    Case("conn-verify-missing-ca-file", on_sandbox(get_school, extra={"verify": "/no/ca.pem"}),
+         Config, ("verify", "/no/ca.pem")),
+    Case("hook-kwarg-bad-activation-route",
+         lambda e: e.hook(activation_route="sideways").get_school(e.school_id),
+         Config, ("activation_route", "sideways")),
+    # -- hook arguments --------------------------------------------------------------------------
+    Case("hook-school-id-not-integer", lambda e: e.hook().get_learner("abc", 1),
+         Input, ("school_id",), field="school_id"),
+    Case("hook-learner-id-negative", lambda e: e.hook().get_learner(e.school_id, -5),
+         Input, ("learner_id",), field="learner_id"),
+    Case("hook-school-id-boolean", lambda e: drain(e.hook().iter_learners(True)),
+         Input, ("school_id",), field="school_id"),
+    Case("hook-unknown-filter", learners(colour="red"), Input, ("colour",), field="colour"),
+    Case("hook-filter-bool-maybe", learners(all_accounts="maybe"),
+         Input, ("all_accounts",), field="all_accounts"),
+    Case("hook-filter-id-not-integer",
+         lambda e: drain(e.hook().iter_notes(e.school_id, year="last")),
+         Input, ("year",), field="year"),
+    Case("hook-filter-enum",
+         lambda e: drain(e.hook().iter_promises_to_pay(e.school_id, promise_completed="Maybe")),
+         Input, ("promise_completed",), field="promise_completed"),
+    Case("hook-malformed-start-date", transactions(start_date="2025-13-40"),
+         Input, ("start_date",), field="start_date"),
+    Case("hook-end-date-without-start", transactions(end_date=TODAY.isoformat()),
+         Input, ("end_date", "start_date"), field="end_date"),
+    Case("hook-unknown-resource", lambda e: drain(e.hook().iter_resource("pupils", e.school_id)),
+         Input, ("resource", "pupils"), field="resource"),
+    Case("hook-state-maybe",
+         lambda e: e.hook().set_client_integration_state(e.school_id, 8, "maybe"),
+         Input, ("state",), field="state"),
+    Case("note-date-out-of-window", create_note(date=IN_3_YEARS), Input, ("date",), field="date"),
+    Case("note-date-malformed", create_note(date="31/01/2025"), Input, ("date",), field="date"),
+    Case("note-communication-type-required", create_note(communication_type_id=None),
+         Input, ("communication_type_id",), field="communication_type_id"),
+    Case("note-promise-required", create_note(note_type_id=2),
+         Input, ("promise_to_pays",), field="promise_to_pays"),
+    Case("note-promise-date-out-of-window", promise_note(date_promised=LAST_YEAR),
+         Input, ("date_promised",), field="promise_to_pays[0].date_promised"),
+    Case("note-promise-amount-float", promise_note(amount_promised=150.0),
+         Input, ("amount_promised",), field="promise_to_pays[0].amount_promised"),
+    Case("note-promise-amount-paid", promise_note(amount_paid="10.00"),
+         Input, ("amount_paid",), field="promise_to_pays[0].amount_paid"),
+    Case("note-promise-completed", promise_note(promise_completed="Yes"),
+         Input, ("promise_completed",), field="promise_to_pays[0].promise_completed"),
+    Case("note-update-amount-paid",
+         lambda e: e.hook().update_note(e.school_id, 1, amount_paid="10.00"),
+         Input, ("amount_paid",), field="amount_paid"),
+    # -- operators and the sensor ----------------------------------------------------------------
+    Case("integrations-state-maybe",
+         lambda e: integrations_op(school_id=e.school_id, api_type_id=8, state="maybe"),
+         Input, ("state",), field="state"),
+    Case("integrations-school-id-text", lambda e: integrations_op(school_id="one thousand"),
+         Input, ("school_id",), field="school_id"),
+    Case("integrations-desired-not-json",
+         lambda e: integrations_op(desired_states="[{school_id: 1000"),
+         Input, ("desired_states",), field="desired_states"),
+    Case("integrations-desired-missing-state",
+         lambda e: integrations_op(desired_states=[{"school_id": e.school_id, "api_type_id": 8}]),
+         Input, ("desired_states[0]",), field="desired_states[0]"),
+    Case("integrations-desired-state-maybe",
+         lambda e: integrations_op(desired_states=[
+             {"school_id": e.school_id, "api_type_id": 8, "state": True},
+             {"school_id": e.school_id, "api_type_id": 9, "state": "maybe"}]),
+         Input, ("desired_states[1].state",), field="desired_states[1].state"),
+    Case("storage-unknown-resource", lambda e: storage_op(e, resource="pupils"),
+         Input, ("resource", "pupils"), field="resource"),
+    Case("storage-bad-format", lambda e: storage_op(e, format="xml"),
+         Input, ("format", "xml"), field="format"),
+    Case("storage-school-required", lambda e: storage_op(e, school_id=None),
+         Input, ("school_id",), field="school_id"),
+    Case("storage-unknown-filter", lambda e: storage_op(e, filters={"colour": "red"}),
+         Input, ("colour",), field="colour"),
+    Case("storage-relative-path", lambda e: storage_op(e, path="out.csv"),
+         Input, ("path",), field="path"),
+    Case("note-op-unknown-action", lambda e: note_op(e, action="archive", note_id=1),
+         Input, ("action", "archive"), field="action"),
+    Case("note-op-promise-required",
+         lambda e: note_op(e, accountable_person_id=e.accountable_person_id,
+                           date=TODAY.isoformat(), note_type_id=2, communication_type_id=1),
+         Input, ("promise_to_pays",), field="promise_to_pays"),
+    Case("note-op-delete-without-id", lambda e: note_op(e, action="delete"),
+         Input, ("note_id",), field="note_id"),
+    Case("note-op-templated-id-text",
+         lambda e: note_op(e, accountable_person_id="{{ nothing }}x", date=TODAY.isoformat(),
+                           note_type_id=3),
+         Input, ("accountable_person_id",), field="accountable_person_id"),
+    Case("sensor-until-invalid",
+         lambda e: sensor(school_id=e.school_id, api_type_id=8, until="ready"),
+         Input, ("until", "ready"), field="until"),
+    Case("sensor-school-id-text", lambda e: sensor(school_id="abc", api_type_id=8),
+         Input, ("school_id",), field="school_id"),
+    # -- desired-states files (the reconciliation DAG's loader) ----------------------------------
+    Case("desired-file-not-yaml", desired_file("bad.yaml", "desired_states: [\n  - {"),
+         Input, ("bad.yaml",), field="desired_states_path"),
+    Case("desired-file-missing", lambda e: load_desired_states(str(e.tmp_path / "absent.yaml")),
+         Input, ("absent.yaml",), field="desired_states_path"),
+    Case("desired-file-not-a-list", desired_file("map.json", '{"school_id": 1000}'),
+         Input, ("desired_states",), field="desired_states"),
+    Case("desired-file-state-maybe",
+         desired_file("maybe.yaml", PAIR + "- {school_id: 1001, api_type_id: 8, state: maybe}\n"),
+         Input, ("desired_states[1].state",), field="desired_states[1].state"),
+    Case("desired-file-negative-school",
+         desired_file("neg.json", '[{"school_id": -3, "api_type_id": 8, "state": false}]'),
+         Input, ("desired_states[0].school_id",), field="desired_states[0].school_id"),
+    Case("desired-file-duplicate-pair", desired_file("dup.yaml", PAIR + PAIR),
+         Input, ("desired_states[1]",), field="desired_states[1]"),
+    # -- what the server (or a proxy in front of it) answers -------------------------------------
+    Case("server-html-403", after_fault("html403", get_school),
+         D6ForbiddenError, ("403", "firewall"), sends=1, check=lambda err: err.from_firewall),
+    Case("server-empty-200", after_fault("empty200", get_school),
+         D6ResponseError, ("200", "empty"), sends=1),
+    Case("server-truncated-json",
+         after_fault("truncated", lambda e: drain(e.hook().iter_schools())),
+         D6ResponseError, ("200", "JSON"), sends=1),
+    Case("server-route-not-found", after_fault("route_not_found", get_school),
+         D6NotFoundError, ("404", "route"), sends=1, check=lambda err: err.route_not_found),
+    Case("server-unknown-api-type",
+         lambda e: e.hook().set_client_integration_state(e.school_id, 77, True),
+         D6ValidationError, ("400", "api_type_id"), sends=1,
+         check=lambda err: "api_type_id" in err.validation_errors),
+    Case("server-wrong-password", on_sandbox(get_school, password="Not-the-password-123"),
+         D6AuthenticationError, ("401",), sends=1),
+    Case("server-school-not-authorised",
+         lambda e: drain(e.hook().iter_learners(e.unlicensed_school_id)),
+         D6NotAuthorisedError, ("401", "not authorised"), sends=1),
+    Case("server-unknown-learner", lambda e: e.hook().get_learner(e.school_id, 987654321),
+         D6NotFoundError, ("404", "987654321"), sends=1, check=lambda err: not err.route_not_found),
+    Case("shape-array-for-object", shape("array", lambda e: e.hook().get_school(1000)),
+         D6ResponseError, ("object",)),
+    Case("shape-object-for-collection", shape("object", lambda e: drain(e.hook().iter_schools())),
+         D6ResponseError, ("collection",)),
+    Case("shape-collection-of-non-objects",
+         shape("scalars", lambda e: drain(e.hook().iter_schools())),
+         D6ResponseError, ("object",)),
 ]
+# fmt: on
 
 
 # -- a tiny server for answer shapes the sandbox never gives ---------------------------------------
