@@ -48,6 +48,7 @@ from airflow_provider_d6.hooks._settings import (
 )
 from airflow_provider_d6.hooks._throttle import make_throttle
 from airflow_provider_d6.hooks._validate import check_filters, check_id
+from airflow_provider_d6.hooks.d6_async import D6AsyncHook  # re-exported: one import for both hooks
 
 # Pagination progress is logged every this many pages (and once at the end), not per page.
 _LOG_EVERY_PAGES = 20
@@ -414,7 +415,5 @@ class D6Hook(ClientIntegrationMethods, FinancePlusMethods, HttpHook):
             f"Connected to {self.base_url}: {len(data)}{more} client integration(s) visible",
         )
 
-
-from airflow_provider_d6.hooks.d6_async import D6AsyncHook
 
 __all__ = ["RESOURCE_FIELDS", "D6AsyncHook", "D6Hook", "RetryPolicy", "client_integration_record"]

@@ -64,7 +64,8 @@ def test_v1_fallback_on_route_not_found_and_204(sandbox, make_hook):
     # The fallback is remembered: the next change goes straight to v1.
     sandbox.control.clear_requests()
     hook.set_client_integration_state(second["school_id"], second["api_type_id"], True)
-    assert [r["method"] + " " + r["path"] for r in sandbox.control.requests()][0] == (
+    first_call = sandbox.control.requests()[0]
+    assert f"{first_call['method']} {first_call['path']}" == (
         f"PATCH /api/v1/settings/clients/{second['school_id']}"
     )
     # v1 re-activation of an active pair also succeeds (idempotent).
