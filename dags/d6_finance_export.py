@@ -23,7 +23,7 @@ DOC_MD = """
 
 1. **list_client_integrations** — `ClientIntegrationsOperator` in fetch mode.
 2. **plan_exports** — keep the schools with at least one *activated* integration (once each, however
-   many API types) and work out the export day and file paths.
+   many API types), with the export day and storage root.
 3. **export_learners**, **export_age_analysis**, **export_financial_transactions** —
    `D6ToStorageOperator`, mapped once per school (labelled with the school id), writing
    `{storage_root}/{day}/{school_id}/{resource}.jsonl`. Mapped tasks are independent: one school's

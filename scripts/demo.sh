@@ -10,8 +10,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$PWD"
 DEMO_HOME="$ROOT/.airflow/demo"
 RUNNER=(python "$ROOT/scripts/demo_runner.py")
-# Seconds into the wait at which the sandbox plays the school authorising us.
-AUTHORISE_AFTER=8
 
 if [[ -t 1 ]]; then BOLD=$'\033[1m' DIM=$'\033[2m' RED=$'\033[31m' OFF=$'\033[0m'; else BOLD="" DIM="" RED="" OFF=""; fi
 step() { printf '\n%s==> %s%s\n' "$BOLD" "$*" "$OFF"; }
@@ -19,10 +17,8 @@ info() { printf '    %s\n' "$*"; }
 fail() { printf '\n%s%s%s\n' "$RED" "$*" "$OFF" >&2; exit 1; }
 
 SANDBOX_PID=""
-AUTHORISE_PID=""
 cleanup() {
     local status=$?
-    [[ -n "$AUTHORISE_PID" ]] && kill "$AUTHORISE_PID" 2>/dev/null || true
     if [[ -n "$SANDBOX_PID" ]] && kill -0 "$SANDBOX_PID" 2>/dev/null; then
         kill "$SANDBOX_PID" 2>/dev/null || true
         wait "$SANDBOX_PID" 2>/dev/null || true
@@ -34,6 +30,9 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+command -v d6-sandbox >/dev/null && command -v airflow >/dev/null \
+    || fail "d6-sandbox and airflow are not on PATH: run this with 'make demo', which installs them into .venv"
 
 STARTED=$SECONDS
 step "Preparing a project-local Airflow home"
@@ -50,7 +49,9 @@ export NO_PROXY="127.0.0.1,localhost" no_proxy="127.0.0.1,localhost"
 info "AIRFLOW_HOME=${AIRFLOW_HOME#"$ROOT"/} (SQLite), DAGs from dags/"
 
 step "Starting the d6 sandbox (seed 1: 25 schools, every onboarding state)"
-d6-sandbox --host 127.0.0.1 --port 0 >"$DEMO_HOME/logs/sandbox.out" 2>"$DEMO_HOME/logs/sandbox.log" &
+# A fresh integrator password per demo, handed over in the environment (never on a command line).
+SANDBOX_PASSWORD="$(python -c 'import secrets; print(secrets.token_urlsafe(18))')"
+D6_SANDBOX_PASSWORD="$SANDBOX_PASSWORD" d6-sandbox --host 127.0.0.1 --port 0 >"$DEMO_HOME/logs/sandbox.out" 2>"$DEMO_HOME/logs/sandbox.log" &
 SANDBOX_PID=$!
 SANDBOX_URL=""
 for _ in $(seq 1 100); do
@@ -70,41 +71,16 @@ step "Creating Airflow's metadata database"
 airflow db migrate >"$DEMO_HOME/logs/db-migrate.log" 2>&1 || fail "airflow db migrate failed; see $DEMO_HOME/logs/db-migrate.log"
 info "done"
 
-# The sandbox's default integrator credentials; a connection in the environment, not the database.
-export AIRFLOW_CONN_D6_DEFAULT="{\"conn_type\": \"d6\", \"host\": \"$SANDBOX_URL\", \"login\": \"sandbox-user\", \"password\": \"sandbox-pass\", \"extra\": {\"max_retries\": 3}}"
-info "connection d6_default -> $SANDBOX_URL"
+# The connection lives in the environment, not the database; Airflow masks its password in logs.
+export AIRFLOW_CONN_D6_DEFAULT="{\"conn_type\": \"d6\", \"host\": \"$SANDBOX_URL\", \"login\": \"sandbox-user\", \"password\": \"$SANDBOX_PASSWORD\", \"extra\": {\"max_retries\": 3}}"
+info "connection d6_default -> $SANDBOX_URL (user sandbox-user, a fresh password)"
 
-step "1/3  d6_onboarding: wait for a school to authorise us, then activate"
-IFS=$'\t' read -r SCHOOL_ID API_TYPE_ID SCHOOL_NAME < <("${RUNNER[@]}" pick "$CONTROL_URL")
-BEFORE="$("${RUNNER[@]}" state "$CONTROL_URL" "$SCHOOL_ID" "$API_TYPE_ID")"
-info "school $SCHOOL_ID ($SCHOOL_NAME), API type $API_TYPE_ID: $BEFORE"
-info "the school will authorise us in the sandbox ${AUTHORISE_AFTER} s from now, mid-wait"
-(sleep "$AUTHORISE_AFTER" && "${RUNNER[@]}" authorise "$CONTROL_URL" "$SCHOOL_ID" "$API_TYPE_ID" \
-    | sed "s/^/    ${DIM}[sandbox] /; s/\$/${OFF}/") &
-AUTHORISE_PID=$!
-"${RUNNER[@]}" run d6_onboarding \
-    "{\"school_id\": $SCHOOL_ID, \"api_type_id\": $API_TYPE_ID, \"wait_for_authorisation_minutes\": 2}" \
-    "$DEMO_HOME/logs/d6_onboarding.log"
-wait "$AUTHORISE_PID" 2>/dev/null || true
-AUTHORISE_PID=""
-AFTER="$("${RUNNER[@]}" state "$CONTROL_URL" "$SCHOOL_ID" "$API_TYPE_ID")"
-info "before: $BEFORE"
-info "after:  $AFTER"
-[[ "$AFTER" == "authorised and activated" ]] || fail "school $SCHOOL_ID is not activated after onboarding"
-info "log: ${DEMO_HOME#"$ROOT"/}/logs/d6_onboarding.log"
+"${RUNNER[@]}" "$CONTROL_URL" "$DEMO_HOME"
 
-step "2/3  d6_nightly_reconciliation: apply dags/d6_desired_states.yaml"
-"${RUNNER[@]}" run d6_nightly_reconciliation '{}' "$DEMO_HOME/logs/d6_nightly_reconciliation.log"
-info "log: ${DEMO_HOME#"$ROOT"/}/logs/d6_nightly_reconciliation.log"
-
-step "3/3  d6_finance_export: export every activated school's Finance+ data"
-"${RUNNER[@]}" run d6_finance_export "{\"storage_root\": \"$DEMO_HOME/data\"}" \
-    "$DEMO_HOME/logs/d6_finance_export.log"
-info "log: ${DEMO_HOME#"$ROOT"/}/logs/d6_finance_export.log"
 FILES="$(find "$DEMO_HOME/data" -type f -name '*.jsonl' | wc -l | tr -d ' ')"
-info "$FILES files under ${DEMO_HOME#"$ROOT"/}/data/, for example:"
+info "$FILES files under ${DEMO_HOME#"$ROOT"/}/data/<day>/<school_id>/, for example:"
 find "$DEMO_HOME/data" -type f -name '*.jsonl' | sort | head -n 3 | sed "s|^$ROOT/|      |"
 
 step "Demo finished in $((SECONDS - STARTED)) s"
 info "Airflow home: ${DEMO_HOME#"$ROOT"/}   logs: ${DEMO_HOME#"$ROOT"/}/logs/   files: ${DEMO_HOME#"$ROOT"/}/data/"
-info "Run it in the Airflow UI: AIRFLOW_HOME=$DEMO_HOME airflow standalone (see the README)"
+info "e.g. less ${DEMO_HOME#"$ROOT"/}/logs/d6_onboarding.log"
