@@ -9,6 +9,7 @@ from aiohttp import web
 
 from airflow_provider_d6.sandbox import names
 from airflow_provider_d6.sandbox.data import SchoolBook, promise_record
+from airflow_provider_d6.sandbox.ledger import CATEGORY, DAY, LEARNER, PERSON
 from airflow_provider_d6.sandbox.notes import add_note, apply_update, validate_create
 from airflow_provider_d6.sandbox.protocol import (
     NOT_AUTHORISED,
@@ -279,12 +280,12 @@ def _select_transactions(book: SchoolBook, f: dict[str, Any]) -> list[int]:
     return [
         i
         for i, t in enumerate(book.ledger.txns)
-        if (payers is None or t.person_id in payers)
-        and (start is None or t.day >= start)
-        and (end is None or t.day <= end)
-        and person_id in (None, t.person_id)
-        and learner_id in (None, t.learner_id)
-        and category_id in (None, t.category_id)
+        if (payers is None or t[PERSON] in payers)
+        and (start is None or t[DAY] >= start)
+        and (end is None or t[DAY] <= end)
+        and person_id in (None, t[PERSON])
+        and learner_id in (None, t[LEARNER])
+        and category_id in (None, t[CATEGORY])
     ]
 
 
