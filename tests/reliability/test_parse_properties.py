@@ -105,7 +105,7 @@ statuses = st.one_of(
 
 
 @settings(
-    max_examples=400, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
 @given(
     status=statuses,
@@ -179,7 +179,7 @@ def test_only_d6_errors_escape_the_parser(
         assert payload == json.loads(raw)
 
 
-@settings(max_examples=200, deadline=None, database=None)
+@settings(max_examples=100, deadline=None, database=None)
 @given(data=st.data(), value=json_values.filter(lambda v: isinstance(v, (dict, list)) and v))
 def test_truncated_json_is_a_response_error(data: st.DataObject, value: object) -> None:
     body = json.dumps(value).encode()

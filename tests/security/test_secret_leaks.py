@@ -25,7 +25,7 @@ AIRFLOW_HOME = Path(os.environ["AIRFLOW_HOME"])
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 EXAMPLE_DAGS = ("d6_onboarding", "d6_nightly_reconciliation", "d6_finance_export")
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 def sentinel(prefix: str) -> str:
