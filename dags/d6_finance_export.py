@@ -8,9 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pendulum
-
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
-from airflow_provider_d6.operators.client_integrations import ClientIntegrationsOperator, is_activated
+
+from airflow_provider_d6.operators.client_integrations import (
+    ClientIntegrationsOperator,
+    is_activated,
+)
 from airflow_provider_d6.operators.storage import D6ToStorageOperator
 
 log = logging.getLogger(__name__)
@@ -60,7 +63,9 @@ def _export_kwargs(resource: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
     def build(school: dict[str, Any]) -> dict[str, Any]:
         day = school["day"]
         # Only the financial transactions are per day; the other two are snapshots as of now.
-        filters = {"start_date": day, "end_date": day} if resource == "financial_transactions" else {}
+        filters = (
+            {"start_date": day, "end_date": day} if resource == "financial_transactions" else {}
+        )
         return {
             "school_id": school["school_id"],
             "path": f"{school['root']}/{day}/{school['school_id']}/{resource}.jsonl",
@@ -72,7 +77,7 @@ def _export_kwargs(resource: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
 
 with DAG(
     dag_id="d6_finance_export",
-    description="Daily: export learners, age analysis and the day's transactions of every activated school",
+    description="Daily: export every activated school's learners, age analysis and transactions",
     doc_md=DOC_MD,
     # Data intervals (not trigger times) so that the 03:00 run's ds is the day that just closed.
     schedule=CronDataIntervalTimetable("0 3 * * *", timezone=TIMEZONE),
@@ -101,7 +106,9 @@ with DAG(
     list_client_integrations = ClientIntegrationsOperator(task_id="list_client_integrations")
 
     @task
-    def plan_exports(integrations: list[dict[str, Any]], params: dict[str, Any], **context: Any) -> list[dict[str, Any]]:
+    def plan_exports(
+        integrations: list[dict[str, Any]], params: dict[str, Any], **context: Any
+    ) -> list[dict[str, Any]]:
         """Return each school with an activated integration once, with the export day and root."""
         schools: dict[int, str] = {}
         for record in integrations:
@@ -149,7 +156,8 @@ with DAG(
         log.info("Wrote %d of %d files.", len(written), expected)
         if len(written) < expected:
             raise RuntimeError(
-                f"{expected - len(written)} of {expected} exports failed; see the failed export_* map indexes"
+                f"{expected - len(written)} of {expected} exports failed; "
+                "see the failed map indexes of the export_* tasks"
             )
         return {"schools": len(schools), "files": sorted(result["path"] for result in written)}
 

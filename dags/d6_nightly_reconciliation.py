@@ -1,4 +1,4 @@
-"""Bring every school's client integrations to the activation state a desired-states file asks for."""
+"""Bring client integrations to the activation states a desired-states file asks for, nightly."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pendulum
-
 from airflow.sdk import DAG, Param, task
+
 from airflow_provider_d6.exceptions import D6InputError
 from airflow_provider_d6.operators.client_integrations import ClientIntegrationsOperator
 
@@ -63,17 +63,22 @@ def load_desired_states(path: str | Path) -> list[dict[str, Any]]:
             f"cannot read desired states file {path}: {error.strerror or error}",
             field="desired_states_path",
         ) from None
-    try:
-        if path.suffix.lower() == ".json":
+    if path.suffix.lower() == ".json":
+        try:
             document = json.loads(text)
-        else:
-            import yaml
+        except ValueError as error:
+            raise D6InputError(
+                f"{path} is not valid JSON: {error}", field="desired_states_path"
+            ) from None
+    else:
+        import yaml  # only when a run reads a file: keeps parsing this DAG cheap
 
+        try:
             document = yaml.safe_load(text)
-    except (ValueError, ImportError) as error:
-        raise D6InputError(f"{path} is not valid JSON or YAML: {error}", field="desired_states_path") from None
-    except Exception as error:  # yaml.YAMLError does not derive from ValueError
-        raise D6InputError(f"{path} is not valid YAML: {error}", field="desired_states_path") from None
+        except yaml.YAMLError as error:
+            raise D6InputError(
+                f"{path} is not valid YAML: {error}", field="desired_states_path"
+            ) from None
 
     entries = document.get("desired_states") if isinstance(document, dict) else document
     if not isinstance(entries, list):
@@ -97,7 +102,7 @@ def load_desired_states(path: str | Path) -> list[dict[str, Any]]:
 
 
 def _validate_entry(index: int, entry: Any, path: Path) -> dict[str, Any]:
-    """Return one entry as ``{"school_id", "api_type_id", "state"}`` or raise naming what is wrong."""
+    """Return one entry as ``{"school_id", "api_type_id", "state"}``, or raise naming the field."""
     where = f"desired_states[{index}]"
     if not isinstance(entry, dict):
         raise D6InputError(
@@ -134,18 +139,25 @@ def _validate_entry(index: int, entry: Any, path: Path) -> dict[str, Any]:
 
 def _pair(entry: dict[str, Any]) -> dict[str, Any]:
     """Return the identifying part of a report entry and its state after the run."""
-    return {"school_id": entry["school_id"], "api_type_id": entry["api_type_id"], "activated": entry["after"]}
+    return {
+        "school_id": entry["school_id"],
+        "api_type_id": entry["api_type_id"],
+        "activated": entry["after"],
+    }
 
 
 def _pairs(entries: list[dict[str, Any]]) -> str:
     """Return entries as ``school/API type`` labels for a log line."""
-    labels = [f"{e.get('school_name') or e['school_id']} / {e.get('api_type') or e['api_type_id']}" for e in entries]
+    labels = [
+        f"{e.get('school_name') or e['school_id']} / {e.get('api_type') or e['api_type_id']}"
+        for e in entries
+    ]
     return "; ".join(labels) if labels else "none"
 
 
 with DAG(
     dag_id="d6_nightly_reconciliation",
-    description="Nightly: activate or deactivate d6+ client integrations to match a desired-states file",
+    description="Nightly: activate or deactivate d6+ client integrations to match a desired list",
     doc_md=DOC_MD,
     schedule="0 2 * * *",
     start_date=pendulum.datetime(2025, 1, 1, tz="Africa/Johannesburg"),
@@ -204,10 +216,14 @@ with DAG(
         changed = applied["changed"]
         not_authorised = applied["not_authorised"]
         failed = applied["failed"]
-        log.info("Planned changes:        %d (%s)", len(planned["changed"]), _pairs(planned["changed"]))
+        log.info(
+            "Planned changes:        %d (%s)", len(planned["changed"]), _pairs(planned["changed"])
+        )
         log.info("Changed:                %d (%s)", len(changed), _pairs(changed))
         log.info("Already as desired:     %d", len(applied["unchanged"]))
-        log.info("Not authorised by the school yet: %d (%s)", len(not_authorised), _pairs(not_authorised))
+        log.info(
+            "Not authorised by the school yet: %d (%s)", len(not_authorised), _pairs(not_authorised)
+        )
         log.info("Failed:                 %d (%s)", len(failed), _pairs(failed))
         report = {
             "changed": [_pair(entry) for entry in changed],
@@ -216,7 +232,9 @@ with DAG(
             "failed": [{**_pair(entry), "error": entry.get("error")} for entry in failed],
         }
         if failed:
-            raise RuntimeError(f"{len(failed)} client integration(s) could not be reconciled: {_pairs(failed)}")
+            raise RuntimeError(
+                f"{len(failed)} client integration(s) could not be reconciled: {_pairs(failed)}"
+            )
         return report
 
     desired_states >> plan >> apply

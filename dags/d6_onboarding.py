@@ -1,4 +1,4 @@
-"""Onboard one school: wait until it authorises us in d6+, then activate and verify the integration."""
+"""Onboard one school: wait until it authorises us in d6+, then activate and verify the pair."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ import time
 from typing import Any
 
 import pendulum
-
 from airflow.sdk import DAG, Param, task
-from airflow_provider_d6.operators.client_integrations import ClientIntegrationsOperator, is_activated
+
+from airflow_provider_d6.operators.client_integrations import (
+    ClientIntegrationsOperator,
+    is_activated,
+)
 from airflow_provider_d6.sensors.client_integrations import ClientIntegrationSensor
 
 log = logging.getLogger(__name__)
@@ -61,7 +64,7 @@ def _stamped(record: Any) -> Any:
 
 with DAG(
     dag_id="d6_onboarding",
-    description="Wait for a school to authorise us in d6+, then activate and verify the integration",
+    description="Wait for a school to authorise us in d6+, then activate and verify the pair",
     doc_md=DOC_MD,
     schedule=None,
     start_date=pendulum.datetime(2025, 1, 1, tz="Africa/Johannesburg"),

@@ -11,7 +11,8 @@ ROOT="$PWD"
 DEMO_HOME="$ROOT/.airflow/demo"
 RUNNER=(python "$ROOT/scripts/demo_runner.py")
 
-if [[ -t 1 ]]; then BOLD=$'\033[1m' DIM=$'\033[2m' RED=$'\033[31m' OFF=$'\033[0m'; else BOLD="" DIM="" RED="" OFF=""; fi
+BOLD="" RED="" OFF=""
+if [[ -t 1 ]]; then BOLD=$'\033[1m' RED=$'\033[31m' OFF=$'\033[0m'; fi
 step() { printf '\n%s==> %s%s\n' "$BOLD" "$*" "$OFF"; }
 info() { printf '    %s\n' "$*"; }
 fail() { printf '\n%s%s%s\n' "$RED" "$*" "$OFF" >&2; exit 1; }
@@ -21,10 +22,14 @@ cleanup() {
     local status=$?
     if [[ -n "$SANDBOX_PID" ]] && kill -0 "$SANDBOX_PID" 2>/dev/null; then
         kill "$SANDBOX_PID" 2>/dev/null || true
+        # It stops on SIGTERM within a moment; do not let a stuck one hang the demo.
+        for _ in $(seq 1 50); do kill -0 "$SANDBOX_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$SANDBOX_PID" 2>/dev/null || true
         wait "$SANDBOX_PID" 2>/dev/null || true
     fi
     if [[ $status -ne 0 ]]; then
-        printf '\n%sThe demo failed (exit %s). Logs: %s%s\n' "$RED" "$status" "$DEMO_HOME/logs" "$OFF" >&2
+        printf '\n%sThe demo failed (exit %s). Logs: %s%s\n' \
+            "$RED" "$status" "$DEMO_HOME/logs" "$OFF" >&2
     fi
     exit "$status"
 }
@@ -32,7 +37,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 command -v d6-sandbox >/dev/null && command -v airflow >/dev/null \
-    || fail "d6-sandbox and airflow are not on PATH: run this with 'make demo', which installs them into .venv"
+    || fail "d6-sandbox and airflow are not on PATH: run 'make demo', which installs them in .venv"
 
 STARTED=$SECONDS
 step "Preparing a project-local Airflow home"
@@ -51,28 +56,40 @@ info "AIRFLOW_HOME=${AIRFLOW_HOME#"$ROOT"/} (SQLite), DAGs from dags/"
 step "Starting the d6 sandbox (seed 1: 25 schools, every onboarding state)"
 # A fresh integrator password per demo, handed over in the environment (never on a command line).
 SANDBOX_PASSWORD="$(python -c 'import secrets; print(secrets.token_urlsafe(18))')"
-D6_SANDBOX_PASSWORD="$SANDBOX_PASSWORD" d6-sandbox --host 127.0.0.1 --port 0 >"$DEMO_HOME/logs/sandbox.out" 2>"$DEMO_HOME/logs/sandbox.log" &
+D6_SANDBOX_PASSWORD="$SANDBOX_PASSWORD" d6-sandbox --host 127.0.0.1 --port 0 \
+    >"$DEMO_HOME/logs/sandbox.out" 2>"$DEMO_HOME/logs/sandbox.log" &
 SANDBOX_PID=$!
 SANDBOX_URL=""
 for _ in $(seq 1 100); do
     if [[ -s "$DEMO_HOME/logs/sandbox.out" ]]; then
-        SANDBOX_URL="$(head -n 1 "$DEMO_HOME/logs/sandbox.out" | grep -oE 'https?://[^[:space:]]+' | head -n 1 || true)"
+        # The first line reads "d6 sandbox listening on http://127.0.0.1:PORT/api".
+        SANDBOX_URL="$(head -n 1 "$DEMO_HOME/logs/sandbox.out" \
+            | grep -oE 'https?://[^[:space:]]+' | head -n 1 || true)"
         [[ -n "$SANDBOX_URL" ]] && break
     fi
-    kill -0 "$SANDBOX_PID" 2>/dev/null || fail "The sandbox exited at start; see $DEMO_HOME/logs/sandbox.log"
+    kill -0 "$SANDBOX_PID" 2>/dev/null \
+        || fail "The sandbox exited at start; see $DEMO_HOME/logs/sandbox.log"
     sleep 0.1
 done
-[[ -n "$SANDBOX_URL" ]] || fail "The sandbox printed no URL within 10 s; see $DEMO_HOME/logs/sandbox.log"
+[[ -n "$SANDBOX_URL" ]] || fail "The sandbox printed no URL in 10 s; see $DEMO_HOME/logs/sandbox.log"
 # The control API lives at the server root, beside /api.
 CONTROL_URL="${SANDBOX_URL%/api*}"
 info "d6 API: $SANDBOX_URL  (control API: $CONTROL_URL/_sandbox/, pid $SANDBOX_PID)"
 
 step "Creating Airflow's metadata database"
-airflow db migrate >"$DEMO_HOME/logs/db-migrate.log" 2>&1 || fail "airflow db migrate failed; see $DEMO_HOME/logs/db-migrate.log"
+airflow db migrate >"$DEMO_HOME/logs/db-migrate.log" 2>&1 \
+    || fail "airflow db migrate failed; see $DEMO_HOME/logs/db-migrate.log"
 info "done"
 
 # The connection lives in the environment, not the database; Airflow masks its password in logs.
-export AIRFLOW_CONN_D6_DEFAULT="{\"conn_type\": \"d6\", \"host\": \"$SANDBOX_URL\", \"login\": \"sandbox-user\", \"password\": \"$SANDBOX_PASSWORD\", \"extra\": {\"max_retries\": 3}}"
+AIRFLOW_CONN_D6_DEFAULT="$(SANDBOX_URL="$SANDBOX_URL" SANDBOX_PASSWORD="$SANDBOX_PASSWORD" \
+    python - <<'EOF'
+import json, os
+print(json.dumps({"conn_type": "d6", "host": os.environ["SANDBOX_URL"], "login": "sandbox-user",
+                  "password": os.environ["SANDBOX_PASSWORD"], "extra": {"max_retries": 3}}))
+EOF
+)"
+export AIRFLOW_CONN_D6_DEFAULT
 info "connection d6_default -> $SANDBOX_URL (user sandbox-user, a fresh password)"
 
 "${RUNNER[@]}" "$CONTROL_URL" "$DEMO_HOME"
@@ -82,5 +99,6 @@ info "$FILES files under ${DEMO_HOME#"$ROOT"/}/data/<day>/<school_id>/, for exam
 find "$DEMO_HOME/data" -type f -name '*.jsonl' | sort | head -n 3 | sed "s|^$ROOT/|      |"
 
 step "Demo finished in $((SECONDS - STARTED)) s"
-info "Airflow home: ${DEMO_HOME#"$ROOT"/}   logs: ${DEMO_HOME#"$ROOT"/}/logs/   files: ${DEMO_HOME#"$ROOT"/}/data/"
-info "e.g. less ${DEMO_HOME#"$ROOT"/}/logs/d6_onboarding.log"
+HOME_SHOWN="${DEMO_HOME#"$ROOT"/}"
+info "Airflow home: $HOME_SHOWN   logs: $HOME_SHOWN/logs/   files: $HOME_SHOWN/data/"
+info "e.g. less $HOME_SHOWN/logs/d6_onboarding.log"

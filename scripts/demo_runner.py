@@ -46,11 +46,15 @@ class Sandbox:
 
     def unauthorised_school(self, api_type_id: int) -> dict[str, Any]:
         """Return the first seeded school that has not authorised *api_type_id* yet."""
-        listed = {(r["school_id"], r["api_type_id"]) for r in self._call("data/client_integrations")}
+        listed = {
+            (r["school_id"], r["api_type_id"]) for r in self._call("data/client_integrations")
+        }
         for school in self._call("data/schools"):
             if (school["school_id"], api_type_id) not in listed:
                 return school
-        raise SystemExit(f"every school in the sandbox has already authorised API type {api_type_id}")
+        raise SystemExit(
+            f"every school in the sandbox has already authorised API type {api_type_id}"
+        )
 
     def state(self, school_id: int, api_type_id: int) -> str:
         """Describe one pair's state in words, from the sandbox's ground truth."""
@@ -68,16 +72,23 @@ class Sandbox:
 
 # Lines of Airflow's output worth showing live, and how to show them.
 _STARTING = re.compile(r"\[DAG TEST\] starting task_id=(\S+) map_index=(-?\d+)")
+# The last line of a traceback: "package.module.SomeError: message".
+_EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Timeout)): (.*)$")
 _DEFERRING = re.compile(r"Deferring: (waiting for .*?)\.?\s+\[")
 _PROGRESS = [
     (_DEFERRING, "      deferred to the triggerer, {0}"),
-    (re.compile(r"Condition met after (\d+) poll"), "      the triggerer saw it after {0} poll(s); resuming"),
+    (
+        re.compile(r"Condition met after (\d+) poll"),
+        "      the triggerer saw it after {0} poll(s); resuming",
+    ),
     (re.compile(r"Condition met: (.*?)\.\s+\["), "      already there: {0}"),
 ]
 
 
-def _follow(log_path: Path, out: TextIO, stop: threading.Event, on_defer: Callable[[], None] | None) -> None:
-    """Echo the progress lines of *log_path* to *out* until *stop* is set and the file is drained."""
+def _follow(
+    log_path: Path, out: TextIO, stop: threading.Event, on_defer: Callable[[], None] | None
+) -> None:
+    """Echo the progress lines of *log_path* to *out* until *stop* is set and it is drained."""
     mapped_seen: set[str] = set()
     with open(log_path, encoding="utf-8", errors="replace") as stream:
         while True:
@@ -158,17 +169,23 @@ def _print_outcome(dag_run: Any, elapsed: float, log_path: Path, out: TextIO) ->
     if not ok:
         for message in _errors(log_path)[:3]:
             print(f"      error: {message}", file=out)
-    print(f"      log: {os.path.relpath(log_path)}", file=out)
 
 
 def _errors(log_path: Path) -> list[str]:
-    """Return the distinct messages of the error lines in Airflow's output."""
+    """Return the distinct exceptions (last line of each traceback) in Airflow's output."""
     messages: list[str] = []
     for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
-        match = re.search(r"\[error\s*\]\s+(.*?)\s+\[", line)
-        if match and match.group(1) not in messages:
-            messages.append(match.group(1))
+        match = _EXCEPTION_LINE.match(line)
+        if match:
+            message = f"{match.group(1).rsplit('.', 1)[-1]}: {match.group(2)}"
+            if message not in messages:
+                messages.append(message)
     return messages
+
+
+def _print_log_path(log_path: Path, out: TextIO) -> None:
+    """Say where Airflow's full output of a run is."""
+    print(f"    log: {os.path.relpath(log_path)}", file=out)
 
 
 def _result(dag_run: Any, task_id: str) -> Any:
@@ -183,19 +200,29 @@ def onboarding(sandbox: Sandbox, logs: Path, out: TextIO) -> bool:
     school_id = school["school_id"]
     before = sandbox.state(school_id, 8)
     print(f"    school {school_id} ({school['school_name']}), Admin+ API: {before}", file=out)
-    print(f"    the sandbox will play the school and authorise us {AUTHORISE_AFTER_SECONDS} s into the wait", file=out)
+    print(
+        f"    the sandbox will play the school and authorise us "
+        f"{AUTHORISE_AFTER_SECONDS} s into the wait",
+        file=out,
+    )
 
     def authorise_later() -> None:
         def authorise() -> None:
             sandbox.authorise(school_id, 8)
-            print(f"      {DIM}[sandbox] school {school_id} authorised the Admin+ API{OFF}", file=out, flush=True)
+            print(
+                f"      {DIM}[sandbox] school {school_id} authorised the Admin+ API{OFF}",
+                file=out,
+                flush=True,
+            )
 
         timer = threading.Timer(AUTHORISE_AFTER_SECONDS, authorise)
         timer.daemon = True
         timer.start()
 
     conf = {"school_id": school_id, "api_type_id": 8, "wait_for_authorisation_minutes": 3}
-    dag_run = run_dag("d6_onboarding", conf, logs / "d6_onboarding.log", out, on_defer=authorise_later)
+    dag_run = run_dag(
+        "d6_onboarding", conf, logs / "d6_onboarding.log", out, on_defer=authorise_later
+    )
     summary = _result(dag_run, "summary")
     if summary:
         print(
@@ -206,6 +233,7 @@ def onboarding(sandbox: Sandbox, logs: Path, out: TextIO) -> bool:
         )
     after = sandbox.state(school_id, 8)
     print(f"    before: {before}\n    after:  {after}", file=out)
+    _print_log_path(logs / "d6_onboarding.log", out)
     return dag_run.state == "success" and after == "authorised and activated"
 
 
@@ -223,21 +251,35 @@ def reconciliation(logs: Path, out: TextIO) -> bool:
             ]
             return ", ".join(shown) or "none"
 
-        print(f"      changed (school/API type): {pairs(report['changed'], with_state=True)}", file=out)
         print(
-            f"      already as desired: {len(report['unchanged'])}; not authorised by the school yet: "
+            f"      changed (school/API type): {pairs(report['changed'], with_state=True)}",
+            file=out,
+        )
+        print(
+            f"      already as desired: {len(report['unchanged'])}; "
+            "not authorised by the school yet: "
             f"{pairs(report['not_authorised'])}; failed: {pairs(report['failed'])}",
             file=out,
         )
+    _print_log_path(logs / "d6_nightly_reconciliation.log", out)
     return dag_run.state == "success"
 
 
 def finance_export(storage_root: Path, logs: Path, out: TextIO) -> bool:
     """Export every activated school's learners, age analysis and today's transactions."""
-    dag_run = run_dag("d6_finance_export", {"storage_root": str(storage_root)}, logs / "d6_finance_export.log", out)
+    dag_run = run_dag(
+        "d6_finance_export",
+        {"storage_root": str(storage_root)},
+        logs / "d6_finance_export.log",
+        out,
+    )
     summary = _result(dag_run, "summary")
     if summary:
-        print(f"      {len(summary['files'])} files for {summary['schools']} activated schools", file=out)
+        print(
+            f"      {len(summary['files'])} files for {summary['schools']} activated schools",
+            file=out,
+        )
+    _print_log_path(logs / "d6_finance_export.log", out)
     return dag_run.state == "success"
 
 
@@ -250,12 +292,18 @@ def main(argv: list[str]) -> int:
     # Keep a handle on the terminal: fds 1 and 2 are pointed at each DAG's log file in turn.
     out = os.fdopen(os.dup(1), "w", buffering=1)
     steps = [
-        ("1/3  d6_onboarding: wait for a school to authorise us, then activate",
-         lambda: onboarding(sandbox, logs, out)),
-        ("2/3  d6_nightly_reconciliation: apply dags/d6_desired_states.yaml",
-         lambda: reconciliation(logs, out)),
-        ("3/3  d6_finance_export: export every activated school's Finance+ data",
-         lambda: finance_export(home / "data", logs, out)),
+        (
+            "1/3  d6_onboarding: wait for a school to authorise us, then activate",
+            lambda: onboarding(sandbox, logs, out),
+        ),
+        (
+            "2/3  d6_nightly_reconciliation: apply dags/d6_desired_states.yaml",
+            lambda: reconciliation(logs, out),
+        ),
+        (
+            "3/3  d6_finance_export: export every activated school's Finance+ data",
+            lambda: finance_export(home / "data", logs, out),
+        ),
     ]
     bold, off = ("\033[1m", "\033[0m") if out.isatty() else ("", "")
     for title, step in steps:

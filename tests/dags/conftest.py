@@ -1,11 +1,10 @@
-"""Fixtures for the example DAGs: the parsed DAGs folder and a small d6 district behind d6_default."""
+"""Fixtures for the example DAGs: the parsed DAGs folder and a small district as d6_default."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-
 from dag_helpers import DAGS_DIR
 
 

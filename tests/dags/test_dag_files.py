@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from dag_helpers import DAGS_DIR
 
 DAG_FILES = sorted(path.name for path in DAGS_DIR.glob("*.py"))
@@ -43,8 +42,14 @@ def test_onboarding_trigger_form(dagbag):
 def test_schedules(dagbag):
     assert dagbag.dags["d6_onboarding"].schedule is None
     nightly = dagbag.dags["d6_nightly_reconciliation"]
-    assert (nightly.timetable.expression, str(nightly.timetable.timezone)) == ("0 2 * * *", "Africa/Johannesburg")
+    assert (nightly.timetable.expression, str(nightly.timetable.timezone)) == (
+        "0 2 * * *",
+        "Africa/Johannesburg",
+    )
     assert nightly.catchup is False
     export = dagbag.dags["d6_finance_export"]
-    assert (export.timetable.expression, str(export.timetable.timezone)) == ("0 3 * * *", "Africa/Johannesburg")
+    assert (export.timetable.expression, str(export.timetable.timezone)) == (
+        "0 3 * * *",
+        "Africa/Johannesburg",
+    )
     assert export.catchup is False

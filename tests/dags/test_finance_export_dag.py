@@ -1,4 +1,4 @@
-"""d6_finance_export: one file per activated school and resource; one school's failure is contained."""
+"""d6_finance_export: a file per activated school and resource; a school's failure is contained."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import datetime as dt
 import json
 
 import pytest
-
 from dag_helpers import task_states, xcom
 
 pytestmark = pytest.mark.slow
@@ -16,7 +15,11 @@ RESOURCES = ("learners", "age_analysis", "financial_transactions")
 
 def _activated_schools(handle) -> list[int]:
     return sorted(
-        {r["school_id"] for r in handle.control.data("client_integrations") if r["activated_by_integrator"] == "Yes"}
+        {
+            r["school_id"]
+            for r in handle.control.data("client_integrations")
+            if r["activated_by_integrator"] == "Yes"
+        }
     )
 
 
@@ -31,20 +34,30 @@ def test_export_writes_one_file_per_school_and_resource(dagbag, airflow_db, dist
     )
 
     assert dag_run.state == "success", task_states(dag_run)
-    written = sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*") if path.is_file())
-    assert written == sorted(f"{day}/{school}/{resource}.jsonl" for school in schools for resource in RESOURCES)
+    written = sorted(
+        str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*") if path.is_file()
+    )
+    assert written == sorted(
+        f"{day}/{school}/{resource}.jsonl" for school in schools for resource in RESOURCES
+    )
     for school in schools:
         lines = (tmp_path / day / str(school) / "learners.jsonl").read_text().splitlines()
         learners = [json.loads(line) for line in lines]
         assert learners and {learner["learner_id"] for learner in learners} <= {
             learner["learner_id"] for learner in district.control.data("learners", school_id=school)
         }
-        lines = (tmp_path / day / str(school) / "financial_transactions.jsonl").read_text().splitlines()
+        lines = (
+            (tmp_path / day / str(school) / "financial_transactions.jsonl").read_text().splitlines()
+        )
         transactions = [json.loads(line) for line in lines]
         assert transactions and {transaction["date"] for transaction in transactions} == {day}
     # Only the day asked for is requested from the Financial Transactions report.
-    reports = [r for r in district.control.requests() if r["path"].endswith("/financialtransactions")]
-    assert reports and all(r["query"].get("start_date") == day == r["query"].get("end_date") for r in reports)
+    reports = [
+        r for r in district.control.requests() if r["path"].endswith("/financialtransactions")
+    ]
+    assert reports and all(
+        r["query"].get("start_date") == day == r["query"].get("end_date") for r in reports
+    )
     assert xcom(dag_run, "summary")["files"] == [f"file://{tmp_path}/{name}" for name in written]
 
 
@@ -52,7 +65,13 @@ def test_one_school_failing_does_not_stop_the_others(dagbag, airflow_db, distric
     schools = _activated_schools(district)
     # The first age analysis request answers with a route d6 does not serve: not retryable.
     district.control.set_faults(
-        script=[{"kind": "route_not_found", "times": 1, "path": "/api/v2/finplus/debtmanagement/ageanalysis"}]
+        script=[
+            {
+                "kind": "route_not_found",
+                "times": 1,
+                "path": "/api/v2/finplus/debtmanagement/ageanalysis",
+            }
+        ]
     )
 
     dag_run = dagbag.dags["d6_finance_export"].test(run_conf={"storage_root": str(tmp_path)})
@@ -61,7 +80,11 @@ def test_one_school_failing_does_not_stop_the_others(dagbag, airflow_db, distric
     states = task_states(dag_run)
     age = {index: state for (task, index), state in states.items() if task == "export_age_analysis"}
     assert sorted(age.values()) == ["failed"] + ["success"] * (len(schools) - 1)
-    assert all(state == "success" for (task, _), state in states.items() if task in {"export_learners", "export_financial_transactions"})
+    assert all(
+        state == "success"
+        for (task, _), state in states.items()
+        if task in {"export_learners", "export_financial_transactions"}
+    )
     assert states[("summary", -1)] == "failed"
     assert len(list(tmp_path.rglob("age_analysis.jsonl"))) == len(schools) - 1
     assert len(list(tmp_path.rglob("learners.jsonl"))) == len(schools)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-
 from dag_helpers import task_states, writes, xcom
 
 pytestmark = pytest.mark.slow
@@ -13,8 +12,12 @@ pytestmark = pytest.mark.slow
 
 def _unauthorised_school(handle, api_type_id: int = 8) -> dict:
     """Return a seeded school that has not authorised *api_type_id*."""
-    listed = {(r["school_id"], r["api_type_id"]) for r in handle.control.data("client_integrations")}
-    return next(s for s in handle.control.data("schools") if (s["school_id"], api_type_id) not in listed)
+    listed = {
+        (r["school_id"], r["api_type_id"]) for r in handle.control.data("client_integrations")
+    }
+    return next(
+        s for s in handle.control.data("schools") if (s["school_id"], api_type_id) not in listed
+    )
 
 
 def _pair_record(handle, school_id: int, api_type_id: int) -> dict | None:
@@ -40,7 +43,11 @@ def test_onboarding_waits_for_authorisation_then_activates(dagbag, airflow_db, d
     summary = xcom(dag_run, "summary")
     assert summary["school_name"] == school["school_name"]
     assert summary["api_type"] == "Admin+ API"
-    assert (summary["before"], summary["after"], summary["changed"]) == ("not authorised", "activated", True)
+    assert (summary["before"], summary["after"], summary["changed"]) == (
+        "not authorised",
+        "activated",
+        True,
+    )
     assert summary["waited_for_authorisation_seconds"] > 0
     activations = writes(district)
     assert len(activations) == 1, activations
@@ -51,20 +58,35 @@ def test_onboarding_waits_for_authorisation_then_activates(dagbag, airflow_db, d
     assert again.state == "success", task_states(again)
     assert writes(district) == []
     summary = xcom(again, "summary")
-    assert (summary["before"], summary["after"], summary["changed"]) == ("activated", "activated", False)
+    assert (summary["before"], summary["after"], summary["changed"]) == (
+        "activated",
+        "activated",
+        False,
+    )
 
 
 def test_onboarding_dry_run_changes_nothing(dagbag, airflow_db, district):
     pending = next(
-        r for r in district.control.data("client_integrations") if r["activated_by_integrator"] == "No"
+        r
+        for r in district.control.data("client_integrations")
+        if r["activated_by_integrator"] == "No"
     )
-    conf = {"school_id": pending["school_id"], "api_type_id": pending["api_type_id"], "dry_run": True}
+    conf = {
+        "school_id": pending["school_id"],
+        "api_type_id": pending["api_type_id"],
+        "dry_run": True,
+    }
 
     dag_run = dagbag.dags["d6_onboarding"].test(run_conf=conf)
 
     assert dag_run.state == "success", task_states(dag_run)
     assert writes(district) == []
-    assert _pair_record(district, pending["school_id"], pending["api_type_id"])["activated_by_integrator"] == "No"
+    assert (
+        _pair_record(district, pending["school_id"], pending["api_type_id"])[
+            "activated_by_integrator"
+        ]
+        == "No"
+    )
     summary = xcom(dag_run, "summary")
     assert summary["before"] == "authorised, not activated"
     assert summary["after"] == "would be activated (dry run)"

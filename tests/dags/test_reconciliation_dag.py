@@ -6,22 +6,27 @@ import importlib.util
 import json
 
 import pytest
-
 from dag_helpers import DAGS_DIR, task_states, writes, xcom
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("d6_nightly_reconciliation", DAGS_DIR / "d6_nightly_reconciliation.py")
+    spec = importlib.util.spec_from_file_location(
+        "d6_nightly_reconciliation", DAGS_DIR / "d6_nightly_reconciliation.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 load_desired_states = _module().load_desired_states
+GOOD = '{"school_id": 1000, "api_type_id": 8, "state": true}'
 
 
 def _integrations(handle) -> dict[tuple[int, int], str]:
-    return {(r["school_id"], r["api_type_id"]): r["activated_by_integrator"] for r in handle.control.data("client_integrations")}
+    return {
+        (r["school_id"], r["api_type_id"]): r["activated_by_integrator"]
+        for r in handle.control.data("client_integrations")
+    }
 
 
 @pytest.mark.slow
@@ -29,7 +34,9 @@ def test_reconciliation_applies_then_changes_nothing(dagbag, airflow_db, distric
     before = _integrations(district)
     to_activate = next(pair for pair, flag in sorted(before.items()) if flag == "No")
     to_deactivate = next(pair for pair, flag in sorted(before.items()) if flag == "Yes")
-    already = next(pair for pair, flag in sorted(before.items()) if flag == "Yes" and pair != to_deactivate)
+    already = next(
+        pair for pair, flag in sorted(before.items()) if flag == "Yes" and pair != to_deactivate
+    )
     schools = {s["school_id"] for s in district.control.data("schools")}
     unauthorised = next((school, 8) for school in sorted(schools) if (school, 8) not in before)
     desired = [
@@ -49,9 +56,9 @@ def test_reconciliation_applies_then_changes_nothing(dagbag, airflow_db, distric
     assert (after[to_activate], after[to_deactivate], after[already]) == ("Yes", "No", "Yes")
     assert unauthorised not in after
     report = xcom(first, "report_drift")
-    assert [(e["school_id"], e["api_type_id"], e["activated"]) for e in report["changed"]] == sorted(
-        [(*to_activate, True), (*to_deactivate, False)]
-    )
+    assert [
+        (e["school_id"], e["api_type_id"], e["activated"]) for e in report["changed"]
+    ] == sorted([(*to_activate, True), (*to_deactivate, False)])
     assert [(e["school_id"], e["api_type_id"]) for e in report["not_authorised"]] == [unauthorised]
     assert report["failed"] == []
     planned = xcom(first, "plan")
@@ -65,11 +72,17 @@ def test_reconciliation_applies_then_changes_nothing(dagbag, airflow_db, distric
     assert writes(district) == []
     assert _integrations(district) == after
     report = xcom(second, "report_drift")
-    assert report["changed"] == [] and len(report["unchanged"]) == 3 and len(report["not_authorised"]) == 1
+    assert (
+        report["changed"] == []
+        and len(report["unchanged"]) == 3
+        and len(report["not_authorised"]) == 1
+    )
 
 
 @pytest.mark.slow
-def test_bad_desired_states_file_fails_naming_the_entry(dagbag, airflow_db, district, tmp_path, capfd):
+def test_bad_desired_states_file_fails_naming_the_entry(
+    dagbag, airflow_db, district, tmp_path, capfd
+):
     path = tmp_path / "desired.yaml"
     path.write_text(
         "desired_states:\n"
@@ -77,7 +90,9 @@ def test_bad_desired_states_file_fails_naming_the_entry(dagbag, airflow_db, dist
         "  - {school_id: 1002, api_type_id: 9, state: maybe}\n"
     )
 
-    dag_run = dagbag.dags["d6_nightly_reconciliation"].test(run_conf={"desired_states_path": str(path)})
+    dag_run = dagbag.dags["d6_nightly_reconciliation"].test(
+        run_conf={"desired_states_path": str(path)}
+    )
 
     assert dag_run.state == "failed"
     assert task_states(dag_run)[("load_desired_states", -1)] == "failed"
@@ -102,14 +117,23 @@ def test_json_and_yaml_both_load(tmp_path):
 @pytest.mark.parametrize(
     ("text", "named"),
     [
-        ('[{"school_id": 1000, "api_type_id": 8, "state": true}, {"school_id": "x", "api_type_id": 8, "state": true}]', "desired_states[1].school_id"),
+        (
+            f'[{GOOD}, {{"school_id": "x", "api_type_id": 8, "state": true}}]',
+            "desired_states[1].school_id",
+        ),
         ('[{"school_id": 1000, "api_type_id": 8}]', "desired_states[0].state"),
-        ('[{"school_id": 1000, "api_type_id": 8, "state": true, "sate": false}]', "desired_states[0].sate"),
+        (
+            '[{"school_id": 1000, "api_type_id": 8, "state": true, "sate": false}]',
+            "desired_states[0].sate",
+        ),
         ('[{"school_id": true, "api_type_id": 8, "state": true}]', "desired_states[0].school_id"),
         ('[{"school_id": 1000, "api_type_id": 0, "state": true}]', "desired_states[0].api_type_id"),
         ('[{"school_id": 1000, "api_type_id": 8, "state": "yes"}]', "desired_states[0].state"),
-        ('[[1000, 8, true]]', "desired_states[0]"),
-        ('[{"school_id": 1000, "api_type_id": 8, "state": true}, {"school_id": 1000, "api_type_id": 8, "state": false}]', "desired_states[1]"),
+        ("[[1000, 8, true]]", "desired_states[0]"),
+        (
+            f'[{GOOD}, {{"school_id": 1000, "api_type_id": 8, "state": false}}]',
+            "desired_states[1]",
+        ),
         ('{"schools": []}', "desired_states"),
         ('[{"school_id": 1000,', "desired_states_path"),
     ],
