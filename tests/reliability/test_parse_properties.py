@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_d6.exceptions import D6Error, D6ForbiddenError, D6ResponseError
-from airflow_provider_d6.hooks._parse import parse_response
+from airflow_provider_d6.hooks._parse import envelope, parse_response, single
 
 URL = "https://integrate.d6plus.co.za/api/v2/settings/clientintegrations"
 
@@ -209,3 +209,26 @@ def test_html_403_points_at_the_firewall(page: bytes, status: int) -> None:
         assert "firewall" in error.message
     else:
         raise AssertionError("an HTML 403 was accepted")
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(
+    payload=json_values
+    | st.fixed_dictionaries({"data": json_values}, optional={"meta": json_values})
+    | st.lists(json_values, max_size=4)
+)
+def test_answer_shapes_are_checked_before_use(payload: object) -> None:
+    """A collection must be a list of objects and one record an object; else D6ResponseError."""
+    try:
+        records, meta = envelope(payload, method="GET", url=URL)
+    except D6ResponseError:
+        pass
+    else:
+        assert all(isinstance(record, dict) for record in records)
+        assert isinstance(meta, dict)
+    try:
+        record = single(payload, method="GET", url=URL)
+    except D6ResponseError:
+        assert not isinstance(payload, dict)
+    else:
+        assert isinstance(record, dict)

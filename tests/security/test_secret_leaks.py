@@ -180,6 +180,10 @@ def test_a_wrong_password_leaks_neither_password(
     assert error.status_code == 401
     assert not [text for text in texts if wrong in text or password in text]
 
+    ok, message = D6Hook().test_connection()
+    assert not ok and "401" in message
+    assert wrong not in message and password not in message
+
     dag_run = example_dags["d6_finance_export"].test(
         run_conf={"storage_root": str(tmp_path / "exports")}
     )
@@ -225,6 +229,9 @@ def test_repr_and_str_never_show_the_password(make_sandbox, monkeypatch):
     ]
     for operator in operators:
         operator.hook.get_client_integrations()
+    from airflow_provider_d6.triggers.client_integrations import ClientIntegrationTrigger
+
+    trigger = ClientIntegrationTrigger(school_id=1000, api_type_id=8, until="activated")
     shown = [
         repr(hook),
         str(hook),
@@ -233,6 +240,8 @@ def test_repr_and_str_never_show_the_password(make_sandbox, monkeypatch):
         repr(async_hook),
         str(async_hook),
         repr(handle),
+        repr(trigger),
+        json.dumps(trigger.serialize()),
     ]
     shown += [
         text
