@@ -25,18 +25,46 @@ def _pair_record(handle, school_id: int, api_type_id: int) -> dict | None:
     return next((r for r in records if r["api_type_id"] == api_type_id), None)
 
 
+def _lookups(handle, school_id: int) -> int:
+    """Count the Get Client Integrations requests made for *school_id* so far."""
+    return sum(
+        1
+        for request in handle.control.requests()
+        if request["method"] == "GET"
+        and request["path"].endswith("/settings/clientintegrations")
+        and str(request["query"].get("school_id")) == str(school_id)
+    )
+
+
+def _authorise_once_waiting(handle, school_id: int, api_type_id: int) -> threading.Event:
+    """Authorise the pair, as the school would, once the DAG has looked for it twice.
+
+    The lookup task and the sensor's first poke each look once; after that the sensor is
+    deferring, so the authorisation lands in the middle of its wait whatever the machine's speed.
+    Set the returned event to give up.
+    """
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(0.2):
+            if _lookups(handle, school_id) >= 2:
+                handle.control.authorise(school_id, api_type_id)
+                return
+
+    threading.Thread(target=watch, daemon=True).start()
+    return stop
+
+
 def test_onboarding_waits_for_authorisation_then_activates(dagbag, airflow_db, district):
     dag = dagbag.dags["d6_onboarding"]
     school = _unauthorised_school(district)
     school_id = school["school_id"]
     conf = {"school_id": school_id, "api_type_id": 8, "wait_for_authorisation_minutes": 2}
-    # The school authorises us a couple of seconds into the wait, as a person at the school would.
-    timer = threading.Timer(2.0, district.control.authorise, args=(school_id, 8))
-    timer.start()
+    stop = _authorise_once_waiting(district, school_id, 8)
     try:
         dag_run = dag.test(run_conf=conf)
     finally:
-        timer.cancel()
+        stop.set()
 
     assert dag_run.state == "success", task_states(dag_run)
     assert _pair_record(district, school_id, 8)["activated_by_integrator"] == "Yes"
@@ -49,6 +77,8 @@ def test_onboarding_waits_for_authorisation_then_activates(dagbag, airflow_db, d
         True,
     )
     assert summary["waited_for_authorisation_seconds"] > 0
+    # Lookup, the sensor's poke, then the triggerer's polls until it saw the authorisation.
+    assert _lookups(district, school_id) >= 3
     activations = writes(district)
     assert len(activations) == 1, activations
 
@@ -104,7 +134,12 @@ def test_onboarding_times_out_with_a_clear_message(dagbag, airflow_db, district,
     assert states[("wait_for_authorisation", -1)] == "failed"
     assert states[("activate", -1)] == "upstream_failed"
     assert writes(district) == []
+    # The sensor's failure says what it waited for, for how long, and that time ran out.
     output = capfd.readouterr()
-    assert f"Timed out after 3s waiting for school {school_id} API type 8 to be authorised" in (
-        output.out + output.err
-    )
+    lines = (output.out + output.err).splitlines()
+    assert any(
+        "Timed out after 3s" in line
+        and f"school {school_id} API type 8" in line
+        and "authorised" in line
+        for line in lines
+    ), "no timeout message naming the school and API type"
