@@ -168,8 +168,13 @@ class Run:
                 f"its test with the stored password: {scenario.test_saved_connection(api, 'd6_from_ui')}"
             )
             run_id = ui.trigger_from_form(trigger)
-        self.tracker.add(scenario.ONBOARDING, run_id)
-        scenario.require_ui_run(api, run_id, {"school_id": school_id, "api_type_id": api_type_id})
+            self.tracker.add(scenario.ONBOARDING, run_id)
+            scenario.require_ui_run(
+                api, run_id, {"school_id": school_id, "api_type_id": api_type_id}
+            )
+            scenario.wait_for_run(api, scenario.ONBOARDING, run_id, timeout=300)
+            step(f"UI-triggered run {run_id} succeeded")
+            ui.show_run(scenario.ONBOARDING, run_id)
         step(f"{len(ui.screenshots)} screenshots in {ARTIFACTS}")
 
     def scan_for_credentials(self) -> None:
@@ -201,8 +206,23 @@ class Run:
             print("\nLikely cause:", flush=True)
             for finding in findings:
                 print(f"  - {finding}", flush=True)
-        shown = {f.split(":", 1)[0] for f in findings} or set(sources)
-        for label in sorted(shown):
+        else:
+            print("\nNo known failure signature in the logs; the tails below may tell.", flush=True)
+        shown = [label for label in sources if any(f.startswith(f"{label}: ") for f in findings)]
+        if not shown:
+            dead = (
+                self.deployment.processes.dead()
+                if self.deployment and self.deployment.processes
+                else None
+            )
+            shown = [
+                label
+                for label in sources
+                if label.startswith("task log") or (dead and label == f"{dead.split()[0]}.log")
+            ]
+        if isinstance(exc, E2EFailure):
+            shown += [Path(log).name for log in exc.logs if Path(log).name in sources]
+        for label in dict.fromkeys(shown):
             lines = sources[label].splitlines()[-25:]
             print(f"\n----- last lines of {label} -----\n" + "\n".join(lines), flush=True)
         print("=" * 100, flush=True)

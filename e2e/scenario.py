@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -233,14 +234,17 @@ def onboarding(api: AirflowAPI, sandbox: Sandbox, tracker: Tracker) -> dict[str,
         ti["task_id"]: api.task_log(ONBOARDING, run_id, ti["task_id"], ti["try_number"])
         for ti in tis
     }
+    # The summary reads "<school> (school N), <API type>: not authorised -> activated. ...".
     summary = [
         line
         for text in logs.values()
         for line in text.splitlines()
-        if school_name in line and "activated" in line.lower()
+        if school_name in line and re.search(r"not authorised\s*(->|→)\s*activated", line)
     ]
     if not summary:
-        raise E2EFailure("no task log shows the onboarding summary (school name and 'activated')")
+        raise E2EFailure(
+            "no task log shows the onboarding summary (school name, 'not authorised -> activated')"
+        )
     leaks = [task for task, text in logs.items() if sandbox.password in text]
     if leaks:
         raise E2EFailure(f"the sandbox password appears in the task logs of {leaks}")
