@@ -136,7 +136,9 @@ with DAG(
         for resource in RESOURCES
     ]
 
-    @task(trigger_rule="all_done")
+    # Runs however the exports ended, so that one school's failure is reported, not hidden;
+    # not when there was no plan to export.
+    @task(trigger_rule="all_done_min_one_success")
     def summary(schools: list[dict[str, Any]], ti: Any = None) -> dict[str, Any]:
         """List the files written; fail the run if any school's export did not finish."""
         written: list[dict[str, Any]] = []

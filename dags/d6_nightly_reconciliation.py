@@ -206,7 +206,9 @@ with DAG(
         fail_on_unauthorised=False,
     )
 
-    @task(trigger_rule="all_done")
+    # Runs after a failed apply too (its report says which pairs failed), but not when the file
+    # could not be loaded: then there is nothing to report and the load error says why.
+    @task(trigger_rule="all_done_min_one_success")
     def report_drift(planned: dict[str, Any], ti: Any = None) -> dict[str, Any]:
         """Log the drift found and fixed; fail the run when any pair could not be reconciled."""
         # A failing apply raises after pushing its report under "report", so look there as well.
@@ -237,5 +239,5 @@ with DAG(
             )
         return report
 
-    desired_states >> plan >> apply
+    plan >> apply
     report_drift(planned=plan.output).set_upstream(apply)

@@ -9,6 +9,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, Param, task
 
+from airflow_provider_d6.hooks.d6 import D6Hook
 from airflow_provider_d6.operators.client_integrations import (
     ClientIntegrationsOperator,
     is_activated,
@@ -104,8 +105,6 @@ with DAG(
     @task
     def lookup(params: dict[str, Any]) -> dict[str, Any]:
         """Log what d6 knows about the school's client integrations before anything changes."""
-        from airflow_provider_d6.hooks.d6 import D6Hook
-
         school_id, api_type_id = params["school_id"], params["api_type_id"]
         records = D6Hook().get_client_integrations(school_id=school_id)
         for record in records:
@@ -147,8 +146,6 @@ with DAG(
     @task
     def verify(params: dict[str, Any]) -> dict[str, Any]:
         """Read the pair back from d6 and fail unless it reads activated."""
-        from airflow_provider_d6.hooks.d6 import D6Hook
-
         school_id, api_type_id = params["school_id"], params["api_type_id"]
         record = D6Hook().get_client_integration(school_id, api_type_id)
         activated = bool(record) and is_activated(record)
@@ -187,7 +184,8 @@ with DAG(
             "after": after,
             "changed": changed and not params["dry_run"],
             "dry_run": bool(params["dry_run"]),
-            # The sensor stamps the moment it saw the authorisation; 0 when it was already there.
+            # The sensor stamps the moment it saw the authorisation: about 0 when it was already
+            # there, else how long the school kept us waiting.
             "waited_for_authorisation_seconds": round(
                 max(0.0, authorised.get("observed_at", checked_at) - checked_at), 1
             ),

@@ -80,6 +80,39 @@ def test_reconciliation_applies_then_changes_nothing(dagbag, airflow_db, distric
 
 
 @pytest.mark.slow
+def test_a_pair_that_fails_is_reported_and_the_others_still_change(
+    dagbag, airflow_db, district, tmp_path, capfd
+):
+    pending = sorted(pair for pair, flag in _integrations(district).items() if flag == "No")[:2]
+    desired = [{"school_id": s, "api_type_id": a, "state": True} for s, a in pending]
+    path = tmp_path / "desired.json"
+    path.write_text(json.dumps(desired))
+    # The first write is blocked by d6's firewall (an HTML 403): not retryable.
+    district.control.set_faults(
+        script=[
+            {
+                "kind": "html403",
+                "times": 1,
+                "method": "PATCH",
+                "path": "/api/v2/settings/clientintegrations",
+            }
+        ]
+    )
+
+    dag_run = dagbag.dags["d6_nightly_reconciliation"].test(
+        run_conf={"desired_states_path": str(path)}
+    )
+
+    assert dag_run.state == "failed"
+    states = task_states(dag_run)
+    assert (states[("apply", -1)], states[("report_drift", -1)]) == ("failed", "failed")
+    after = _integrations(district)
+    assert sorted(after[pair] for pair in pending) == ["No", "Yes"]
+    output = capfd.readouterr()
+    assert "1 client integration(s) could not be reconciled" in output.out + output.err
+
+
+@pytest.mark.slow
 def test_bad_desired_states_file_fails_naming_the_entry(
     dagbag, airflow_db, district, tmp_path, capfd
 ):
@@ -95,7 +128,9 @@ def test_bad_desired_states_file_fails_naming_the_entry(
     )
 
     assert dag_run.state == "failed"
-    assert task_states(dag_run)[("load_desired_states", -1)] == "failed"
+    states = task_states(dag_run)
+    assert states[("load_desired_states", -1)] == "failed"
+    assert states[("report_drift", -1)] == "upstream_failed"
     assert writes(district) == []
     output = capfd.readouterr()
     assert "desired_states[1].state" in output.out + output.err
