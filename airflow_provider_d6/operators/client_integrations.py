@@ -13,11 +13,11 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_d6.exceptions import D6Error, D6InputError, D6NotAuthorisedError
-from airflow_provider_d6.hooks.d6 import D6Hook
 from airflow_provider_d6.operators._coerce import as_bool, as_int
 from airflow_provider_d6.triggers.client_integrations import is_activated
 
 if TYPE_CHECKING:
+    from airflow_provider_d6.hooks.d6 import D6Hook
     from airflow.sdk import Context
 
 Pair = tuple[int, int]
@@ -87,6 +87,10 @@ class ClientIntegrationsOperator(BaseOperator):
     @cached_property
     def hook(self) -> D6Hook:
         """Return the d6 hook; one instance is shared by the writer threads."""
+        # Imported here, not at module level: the hook pulls in requests and aiohttp
+        # (through HttpHook), which would slow every DAG file that imports this module.
+        from airflow_provider_d6.hooks.d6 import D6Hook
+
         return D6Hook(d6_conn_id=self.d6_conn_id)
 
     def execute(self, context: Context) -> list[dict[str, Any]] | dict[str, Any]:

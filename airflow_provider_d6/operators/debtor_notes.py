@@ -13,10 +13,10 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_d6.exceptions import D6InputError, D6NotFoundError
 from airflow_provider_d6.hooks._validate import check_id, check_note
-from airflow_provider_d6.hooks.d6 import D6Hook
 from airflow_provider_d6.operators._coerce import as_choice, as_int
 
 if TYPE_CHECKING:
+    from airflow_provider_d6.hooks.d6 import D6Hook
     from airflow.sdk import Context
 
 ACTIONS = ("create", "update", "delete", "restore")
@@ -121,6 +121,10 @@ class D6DebtorNoteOperator(BaseOperator):
     @cached_property
     def hook(self) -> D6Hook:
         """Return the d6 hook (built on first use, never in ``__init__``)."""
+        # Imported here, not at module level: the hook pulls in requests and aiohttp
+        # (through HttpHook), which would slow every DAG file that imports this module.
+        from airflow_provider_d6.hooks.d6 import D6Hook
+
         return D6Hook(d6_conn_id=self.d6_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:

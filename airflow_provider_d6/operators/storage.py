@@ -21,10 +21,11 @@ from urllib.parse import urlsplit, urlunsplit
 from airflow.sdk import Asset, AssetAlias, BaseOperator, ObjectStoragePath
 
 from airflow_provider_d6.exceptions import D6InputError
-from airflow_provider_d6.hooks.d6 import RESOURCE_FIELDS, D6Hook
+from airflow_provider_d6.hooks._endpoints import RESOURCE_FIELDS
 from airflow_provider_d6.operators._coerce import as_choice, as_int
 
 if TYPE_CHECKING:
+    from airflow_provider_d6.hooks.d6 import D6Hook
     from airflow.sdk import Context
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,10 @@ class D6ToStorageOperator(BaseOperator):
     @cached_property
     def hook(self) -> D6Hook:
         """Return the d6 hook (built on first use, never in ``__init__``)."""
+        # Imported here, not at module level: the hook pulls in requests and aiohttp
+        # (through HttpHook), which would slow every DAG file that imports this module.
+        from airflow_provider_d6.hooks.d6 import D6Hook
+
         return D6Hook(d6_conn_id=self.d6_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
 
 from airflow_provider_d6.exceptions import D6NotAuthorisedError
-from airflow_provider_d6.hooks.d6 import D6Hook
 from airflow_provider_d6.operators._coerce import as_choice, as_int
 from airflow_provider_d6.triggers.client_integrations import (
     TRANSIENT_ERRORS,
@@ -24,6 +23,7 @@ from airflow_provider_d6.triggers.client_integrations import (
 )
 
 if TYPE_CHECKING:
+    from airflow_provider_d6.hooks.d6 import D6Hook
     from airflow.sdk import Context
 
 # Airflow's own deferral timeout is a safety net for a triggerer that never answers; it gets this
@@ -71,6 +71,10 @@ class ClientIntegrationSensor(BaseSensorOperator):
     @cached_property
     def hook(self) -> D6Hook:
         """Return the d6 hook."""
+        # Imported here, not at module level: the hook pulls in requests and aiohttp
+        # (through HttpHook), which would slow every DAG file that imports this module.
+        from airflow_provider_d6.hooks.d6 import D6Hook
+
         return D6Hook(d6_conn_id=self.d6_conn_id)
 
     def _pair(self) -> tuple[int, int]:

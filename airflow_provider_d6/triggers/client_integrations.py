@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
@@ -17,7 +17,9 @@ from airflow_provider_d6.exceptions import (
     D6ResponseError,
     D6ServerError,
 )
-from airflow_provider_d6.hooks.d6 import D6AsyncHook
+
+if TYPE_CHECKING:
+    from airflow_provider_d6.hooks.d6_async import D6AsyncHook
 
 #: The states a sensor or trigger can wait for.
 UNTIL_CHOICES = ("authorised", "activated", "deactivated")
@@ -131,6 +133,10 @@ class ClientIntegrationTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until the condition holds, the deadline passes or a non-transient error occurs."""
+        # Imported here: aiohttp is only needed where the trigger runs (the triggerer), not in
+        # every DAG file that imports the sensor.
+        from airflow_provider_d6.hooks.d6_async import D6AsyncHook
+
         hook = D6AsyncHook(d6_conn_id=self.d6_conn_id)
         try:
             payload = await self._wait(hook)
