@@ -154,16 +154,16 @@ class D6ResponseError(D6Error):
 
 
 __all__ = [
-    "D6Error",
-    "D6ConfigurationError",
-    "D6InputError",
     "D6AuthenticationError",
-    "D6NotAuthorisedError",
-    "D6ValidationError",
-    "D6NotFoundError",
-    "D6ForbiddenError",
-    "D6RateLimitError",
-    "D6ServerError",
+    "D6ConfigurationError",
     "D6ConnectionError",
+    "D6Error",
+    "D6ForbiddenError",
+    "D6InputError",
+    "D6NotAuthorisedError",
+    "D6NotFoundError",
+    "D6RateLimitError",
     "D6ResponseError",
+    "D6ServerError",
+    "D6ValidationError",
 ]

@@ -17,8 +17,9 @@ from airflow_provider_d6.operators._coerce import as_bool, as_int
 from airflow_provider_d6.triggers.client_integrations import is_activated
 
 if TYPE_CHECKING:
-    from airflow_provider_d6.hooks.d6 import D6Hook
     from airflow.sdk import Context
+
+    from airflow_provider_d6.hooks.d6 import D6Hook
 
 Pair = tuple[int, int]
 

@@ -16,8 +16,9 @@ from airflow_provider_d6.hooks._validate import check_id, check_note
 from airflow_provider_d6.operators._coerce import as_choice, as_int
 
 if TYPE_CHECKING:
-    from airflow_provider_d6.hooks.d6 import D6Hook
     from airflow.sdk import Context
+
+    from airflow_provider_d6.hooks.d6 import D6Hook
 
 ACTIONS = ("create", "update", "delete", "restore")
 NOTE_FIELDS = (

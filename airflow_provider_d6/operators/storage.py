@@ -25,8 +25,9 @@ from airflow_provider_d6.hooks._endpoints import RESOURCE_FIELDS
 from airflow_provider_d6.operators._coerce import as_choice, as_int
 
 if TYPE_CHECKING:
-    from airflow_provider_d6.hooks.d6 import D6Hook
     from airflow.sdk import Context
+
+    from airflow_provider_d6.hooks.d6 import D6Hook
 
 log = logging.getLogger(__name__)
 

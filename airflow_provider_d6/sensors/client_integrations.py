@@ -23,8 +23,9 @@ from airflow_provider_d6.triggers.client_integrations import (
 )
 
 if TYPE_CHECKING:
-    from airflow_provider_d6.hooks.d6 import D6Hook
     from airflow.sdk import Context
+
+    from airflow_provider_d6.hooks.d6 import D6Hook
 
 # Airflow's own deferral timeout is a safety net for a triggerer that never answers; it gets this
 # much slack beyond the trigger's deadline so that the trigger's timeout event, whose message says
