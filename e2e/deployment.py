@@ -174,6 +174,7 @@ class Deployment:
             result = subprocess.run(
                 [str(venv_bin() / "airflow"), "db", "migrate"],
                 env=self.environment(),
+                cwd=self.run_dir,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 timeout=600,

@@ -24,7 +24,7 @@ class Signature:
 SIGNATURES: tuple[Signature, ...] = (
     Signature(
         re.compile(
-            r"Cannot serialize object of type [^.\n]*|is not JSON serializable|"
+            r"Cannot serialize object of type <[^>\n]*>|is not JSON serializable|"
             r"[Ff]ailed to serialize trigger[^\n]*"
         ),
         "a trigger's serialize() returned kwargs Airflow cannot store: the task could not defer. "
@@ -36,8 +36,14 @@ SIGNATURES: tuple[Signature, ...] = (
         + INSTALL_EVERYWHERE,
     ),
     Signature(
-        re.compile(r"(?:ModuleNotFoundError|ImportError): [^\n]*"),
-        "a module failed to import (the provider or something it needs); " + INSTALL_EVERYWHERE,
+        re.compile(r"No module named '[^']+'|cannot import name [^\n]*|ImportError: [^\n]*"),
+        "a module failed to import (the provider or something it needs) where this log was "
+        "written; " + INSTALL_EVERYWHERE,
+    ),
+    Signature(
+        re.compile(r"Dag not found during start up[^\n]*|Error loading DAG from [^\n]*"),
+        "the worker could not load the DAG file that the dag-processor parsed: the worker's Python "
+        "environment differs; " + INSTALL_EVERYWHERE,
     ),
     Signature(
         re.compile(r"Trigger [^\n]*(?:failed|crashed|exited)[^\n]*|TriggerFailure[^\n]*"),

@@ -157,6 +157,9 @@ class ProcessSet:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 env=env,
+                # Not the checkout: a component must import the provider as installed, exactly
+                # as on a machine that has no source tree.
+                cwd=self.log_dir,
                 # Own session: the group id equals the pid, so the component and every child it
                 # forks (Celery pool, log server, parsing processes) stop together, by that pid.
                 start_new_session=True,

@@ -223,7 +223,7 @@ class Run:
         if isinstance(exc, E2EFailure):
             shown += [Path(log).name for log in exc.logs if Path(log).name in sources]
         for label in dict.fromkeys(shown):
-            lines = sources[label].splitlines()[-25:]
+            lines = [line[:400] for line in sources[label].splitlines()[-25:]]
             print(f"\n----- last lines of {label} -----\n" + "\n".join(lines), flush=True)
         print("=" * 100, flush=True)
         return findings
