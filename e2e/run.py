@@ -10,7 +10,6 @@ Usage: python e2e/run.py [--break hook-import|trigger-serialize] [--skip-browser
 from __future__ import annotations
 
 import argparse
-import shutil
 import signal
 import sys
 import tempfile
@@ -295,7 +294,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--skip-browser", action="store_true", help="skip the Chromium steps")
     parser.add_argument("--keep", action="store_true", help="wait for Enter before tearing down")
-    parser.add_argument("--keep-run-dir", action="store_true", help="keep the logs after success")
     parser.add_argument("--dags-folder", default=str(PROJECT / "dags"), help="DAGs to deploy")
     return parser.parse_args(argv)
 
@@ -324,13 +322,8 @@ def main(argv: list[str] | None = None) -> int:
         run.teardown()
     for label, seconds in run.timings.items():
         print(f"  {seconds:6.1f}s  {label}")
-    keep = failed or run.args.keep_run_dir
-    if keep:
-        step(
-            f"logs kept in {run.run_dir} (component logs in logs/, task logs in airflow_home/logs/)"
-        )
-    else:
-        shutil.rmtree(run.run_dir, ignore_errors=True)
+    # Kept after a pass too (a few MB): the component and task logs are the evidence of the run.
+    step(f"logs in {run.run_dir}: components in logs/, tasks in airflow_home/logs/")
     if any(ARTIFACTS.glob("*.png")):
         step(f"screenshots in {ARTIFACTS}")
     total = time.monotonic() - started
