@@ -220,6 +220,9 @@ class Sandbox:
         if fault == "latency":
             await asyncio.sleep(self.faults.latency_ms / 1000)
         elif fault == "slow":
+            # Read the body first, as d6 would: the client gives up while the request is held,
+            # yet the write still takes effect afterwards (the hard case for exactly-once).
+            await request.read()
             await asyncio.sleep(self.faults.slow_seconds)
         if self.config["latency_ms"]:
             await asyncio.sleep(self.config["latency_ms"] / 1000)
