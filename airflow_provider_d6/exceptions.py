@@ -146,7 +146,18 @@ class D6ServerError(D6Error):
 
 
 class D6ConnectionError(D6Error):
-    """The request did not get an HTTP answer (refused, reset, timed out) after every retry."""
+    """The request did not get an HTTP answer (refused, reset, timed out) after every retry.
+
+    ``timed_out`` is true when the request was sent and d6 did not answer in time: d6 may still
+    be processing it, so a write may take effect after this error was raised.
+    """
+
+    def __init__(self, message: str, *, timed_out: bool = False, **kwargs: Any) -> None:
+        self.timed_out = timed_out
+        super().__init__(message, **kwargs)
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"timed_out": self.timed_out}
 
 
 class D6ResponseError(D6Error):

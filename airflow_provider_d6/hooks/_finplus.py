@@ -11,7 +11,13 @@ from collections.abc import Callable, Iterator
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_d6.exceptions import D6ConnectionError, D6NotFoundError, D6ServerError
+from airflow_provider_d6.exceptions import (
+    D6ConnectionError,
+    D6NotFoundError,
+    D6RateLimitError,
+    D6ResponseError,
+    D6ServerError,
+)
 from airflow_provider_d6.hooks._endpoints import ENDPOINTS, coerce_ids
 from airflow_provider_d6.hooks._parse import single
 from airflow_provider_d6.hooks._retry import RetryPolicy
@@ -30,6 +36,7 @@ class FinancePlusMethods:
 
     if TYPE_CHECKING:
         _policy: RetryPolicy
+        _timeout: float
 
         def _send(self, method: str, path: str, **kwargs: Any) -> Any: ...
         def _get_one(
@@ -326,12 +333,23 @@ class FinancePlusMethods:
                     status=err.status_code
                 ):
                     raise
-                found = landed()
+                timed_out = isinstance(err, D6ConnectionError) and err.timed_out
+                found = self._await_late_write(what, landed) if timed_out else landed()
                 if found is not None:
                     self.log.warning(
                         "d6 %s failed ambiguously (%s) but took effect", what, type(err).__name__
                     )
                     return found
+                if isinstance(err, D6ConnectionError) and err.timed_out:
+                    # d6 received the request and may still apply it: sending it again could
+                    # write twice. Fail instead; a task retry looks for the result before writing.
+                    raise D6ConnectionError(
+                        f"d6 did not answer {what} in time and it has not taken effect yet; not "
+                        "sent again because d6 may still apply it (a retry looks for it first)",
+                        method=err.method,
+                        url=err.url,
+                        timed_out=True,
+                    ) from err
                 if attempt >= self._policy.max_attempts:
                     raise
                 delay = self._policy.wait(attempt)
@@ -342,6 +360,34 @@ class FinancePlusMethods:
                     delay,
                 )
                 time.sleep(delay)
+
+    def _await_late_write(self, what: str, landed: Callable[[], Any]) -> Any:
+        """Look again for a timed-out write for a while, as d6 may still finish it.
+
+        d6 keeps working on a request after the client gave up on it. How long is undocumented
+        ([gap]); twice the timeout (at least 2 s) covers a server that is slow rather than stuck.
+        """
+        window = max(2 * float(self._timeout), 2.0)
+        deadline = time.monotonic() + window
+        self.log.warning(
+            "d6 did not answer %s in time; watching up to %.1fs for it to take effect", what, window
+        )
+        pause = 0.25
+        while True:
+            try:
+                found = landed()
+            except (D6ConnectionError, D6ServerError, D6RateLimitError, D6ResponseError) as err:
+                # A lookup that fails transiently must not end the watch early: giving up while
+                # the write is still in flight is what would let a retry write it twice.
+                self.log.warning("looking for %s failed (%s); looking again", what, err.message)
+                found = None
+            if found is not None:
+                return found
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 2.0)
 
     def _write_result(
         self, endpoint: Endpoint, payload: Any, method: str, path: str

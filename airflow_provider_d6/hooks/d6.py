@@ -249,6 +249,7 @@ class D6Hook(ClientIntegrationMethods, FinancePlusMethods, HttpHook):
                     f"no answer from d6 ({type(exc).__name__}) after {attempt} attempt(s)",
                     method=method,
                     url=url,
+                    timed_out=isinstance(exc, requests.exceptions.ReadTimeout),
                 ) from exc
             status = response.status_code
             if status == 429 or status >= 500:

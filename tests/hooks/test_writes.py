@@ -212,3 +212,46 @@ def test_dropped_delete_that_landed_is_success(sandbox, hook):
     # Deleting it again is d6's 404, not a silent success.
     with pytest.raises(D6NotFoundError):
         hook.delete_note(school_id, note["note_id"])
+
+
+def _wait_until_answered(control, path, method, count):
+    """Wait (bounded) until the sandbox has finished *count* requests to *path*."""
+    import time
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        done = [r for r in d6_requests(control, path, method) if r["status"] is not None]
+        if len(done) >= count:
+            return
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("late_by", [1.0, 4.0])
+def test_timed_out_create_note_is_never_sent_again(sandbox, make_hook, late_by):
+    """A Create Note that d6 applies after the client's timeout must not be written twice."""
+    from airflow_provider_d6.exceptions import D6ConnectionError
+
+    hook = make_hook(sandbox, timeout=0.5)
+    school_id = finance_school(sandbox.control)
+    fields = _note_fields(sandbox.control, school_id)
+    sandbox.control.set_faults(
+        script=[{"kind": "slow", "times": 1, "method": "POST", "path": NOTES_PATH}],
+        slow_seconds=late_by,
+    )
+    try:
+        note = hook.create_note(school_id, **fields)
+    except D6ConnectionError as err:
+        # d6 took longer than the hook watches for: the outcome is unknown, so it must fail
+        # rather than send the note a second time.
+        assert late_by > 1.0 and err.timed_out and "not sent again" in str(err)
+        note = None
+    _wait_until_answered(sandbox.control, NOTES_PATH, "POST", 1)
+    assert len(d6_requests(sandbox.control, NOTES_PATH, "POST")) == 1
+    matching = _notes_like(sandbox.control, school_id, fields)
+    assert len(matching) == 1
+    if note is not None:
+        assert note["note_id"] == matching[0]["note_id"]
+    # A retry of the task (if_not_exists) finds the note that landed late instead of writing.
+    again = hook.create_note(school_id, **fields, if_not_exists=True)
+    assert again["note_id"] == matching[0]["note_id"]
+    assert len(d6_requests(sandbox.control, NOTES_PATH, "POST")) == 1
