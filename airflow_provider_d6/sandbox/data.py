@@ -74,6 +74,11 @@ class SchoolBook:
     learners_by_person: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     next_note_id: int = 0
     next_promise_id: int = 0
+    # Learner lists per filter, with their ids: learners and balances never change at run time,
+    # so a walk over many pages filters the school once, not once per page.
+    learner_selections: dict[tuple[Any, ...], tuple[list[Any], list[int]]] = field(
+        default_factory=dict
+    )
 
 
 class District:

@@ -367,8 +367,24 @@ async def learners(ctx: RequestContext) -> web.Response:
         if learner is None:
             return error_response(404, "The learner does not exist.")
         return json_response(render(learner))
+    key = tuple(
+        sorted(
+            (k, v)
+            for k, v in f.items()
+            if k not in ("include_parents", "include_accountable_person")
+        )
+    )
+    cached = book.learner_selections.get(key)
+    if cached is None:
+        items = _select_learners(book, f)
+        cached = book.learner_selections[key] = (items, [lr["learner_id"] for lr in items])
+    items, keys = cached
+    return paginate(items, keys, ctx.query, ctx.page_settings, render)
+
+
+def _select_learners(book: SchoolBook, f: dict[str, Any]) -> list[dict[str, Any]]:
     parent_id = f.get("parent_id")
-    items = [
+    return [
         lr
         for lr in book.learners
         # Active: a current learner, or a learner who left with a balance still owing.
@@ -383,4 +399,3 @@ async def learners(ctx: RequestContext) -> web.Response:
         and _matches(lr, "debtor_code", f.get("debtor_code", lr["debtor_code"]))
         and (parent_id is None or parent_id in (lr["parent1_id"], lr["parent2_id"]))
     ]
-    return paginate(items, [lr["learner_id"] for lr in items], ctx.query, ctx.page_settings, render)
