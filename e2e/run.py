@@ -35,7 +35,10 @@ D6_EXTRA_FIELDS = ("timeout", "max_retries", "requests_per_second", "activation_
 
 
 class Run:
-    """One deployment test: what it started, so that all of it can be torn down."""
+    """One deployment test: what it started, so that all of it can be torn down.
+
+    :param args: the parsed command line
+    """
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -49,7 +52,11 @@ class Run:
         self.timings: dict[str, float] = {}
 
     def timed(self, label: str, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run one step, print it, and remember how long it took."""
+        """Run one step, print it, and remember how long it took.
+
+        :param label: the step, as printed and in the timing table
+        :param func: what the step does
+        """
         step(f"--- {label}")
         start = time.monotonic()
         result = func(*args, **kwargs)
@@ -340,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
+    """Turn a signal into KeyboardInterrupt so that ``finally`` blocks run."""
     raise KeyboardInterrupt(f"signal {signum}")
 
 
