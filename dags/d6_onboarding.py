@@ -9,7 +9,6 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, Param, task
 
-from airflow_provider_d6.hooks.d6 import D6Hook
 from airflow_provider_d6.operators.client_integrations import (
     ClientIntegrationsOperator,
     is_activated,
@@ -105,6 +104,8 @@ with DAG(
     @task
     def lookup(params: dict[str, Any]) -> dict[str, Any]:
         """Log what d6 knows about the school's client integrations before anything changes."""
+        from airflow_provider_d6.hooks.d6 import D6Hook  # at run time: keeps DAG parsing fast
+
         school_id, api_type_id = params["school_id"], params["api_type_id"]
         records = D6Hook().get_client_integrations(school_id=school_id)
         for record in records:
@@ -146,6 +147,8 @@ with DAG(
     @task
     def verify(params: dict[str, Any]) -> dict[str, Any]:
         """Read the pair back from d6 and fail unless it reads activated."""
+        from airflow_provider_d6.hooks.d6 import D6Hook  # at run time: keeps DAG parsing fast
+
         school_id, api_type_id = params["school_id"], params["api_type_id"]
         record = D6Hook().get_client_integration(school_id, api_type_id)
         activated = bool(record) and is_activated(record)
