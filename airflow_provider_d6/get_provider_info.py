@@ -96,12 +96,16 @@ def get_provider_info() -> dict[str, Any]:
                         "label": "Activation route",
                         "description": "Route for Change Client Integration State: auto tries v2 and "
                         "falls back to v1 when d6 answers route_not_found.",
-                        "schema": {"type": ["string", "null"], "enum": ["auto", "v2", "v1", None]},
+                        # A plain string enum renders as a drop-down; a null in the enum would
+                        # show up as a "null" choice. An empty extra means "auto" in the hook.
+                        "schema": {"type": "string", "enum": ["auto", "v2", "v1"], "default": "auto"},
                     },
                     "verify": {
                         "label": "TLS verification",
                         "description": "true (default), false, or the path of a CA bundle file.",
-                        "schema": {"type": ["string", "boolean", "null"]},
+                        # One text field (a union of types renders as a JSON editor); the hook
+                        # reads "true"/"false" and paths alike.
+                        "schema": {"type": ["string", "null"]},
                     },
                 },
             }
