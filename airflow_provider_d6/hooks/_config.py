@@ -210,3 +210,27 @@ def missing_connection(conn_id: str) -> D6ConfigurationError:
         f"connection {conn_id!r} is not defined: add a d6 connection in the UI, a secrets backend "
         f"or the AIRFLOW_CONN_{conn_id.upper()} environment variable"
     )
+
+
+def prepare_connection(
+    conn: Any, overrides: dict[str, Any], retry_policy: RetryPolicy | None
+) -> tuple[D6Settings, RetryPolicy, Any]:
+    """Turn a connection into settings, a retry policy and a throttle, masking the password.
+
+    Shared by the sync and async hooks so that both read a connection the same way.
+
+    :param conn: the Airflow connection
+    :param overrides: the hook's keyword arguments (None means "not given")
+    :param retry_policy: an explicit policy passed to the hook, if any
+    """
+    from airflow_provider_d6.hooks._throttle import make_throttle
+
+    settings = settings_from_connection(conn, **overrides)
+    try:
+        from airflow.sdk.log import mask_secret
+
+        mask_secret(settings.password)
+    except ImportError:  # pragma: no cover - older task SDKs
+        pass
+    policy = build_policy(settings, retry_policy, overrides["max_retries"])
+    return settings, policy, make_throttle(settings.requests_per_second)

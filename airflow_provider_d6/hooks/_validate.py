@@ -236,6 +236,17 @@ def check_promises(promises: Any, *, today: date, updating: bool) -> list[dict[s
     return items
 
 
+#: The note fields an integrator may send (Update Note also takes ``status``).
+NOTE_FIELDS = (
+    "accountable_person_id",
+    "date",
+    "note_type_id",
+    "communication_type_id",
+    "note",
+    "promise_to_pays",
+)
+
+
 def check_note(fields: Mapping[str, Any], *, today: date, updating: bool = False) -> dict[str, Any]:
     """Validate Create Note (or, with *updating*, Update Note) fields and return the JSON body.
 
@@ -243,14 +254,7 @@ def check_note(fields: Mapping[str, Any], *, today: date, updating: bool = False
     :param today: the date the d6 windows are computed from
     :param updating: validate an Update Note body (every field optional, ``status`` allowed)
     """
-    allowed = {
-        "accountable_person_id",
-        "date",
-        "note_type_id",
-        "communication_type_id",
-        "note",
-        "promise_to_pays",
-    }
+    allowed = set(NOTE_FIELDS)
     if updating:
         allowed.add("status")
     for name in fields:

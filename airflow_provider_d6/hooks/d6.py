@@ -27,10 +27,9 @@ from airflow_provider_d6.exceptions import (
 from airflow_provider_d6.hooks._config import (
     USER_AGENT,
     D6Settings,
-    build_policy,
     default_verify,
     missing_connection,
-    settings_from_connection,
+    prepare_connection,
 )
 from airflow_provider_d6.hooks._endpoints import (
     ENDPOINTS,
@@ -46,7 +45,6 @@ from airflow_provider_d6.hooks._settings import (
     ClientIntegrationMethods,
     client_integration_record,
 )
-from airflow_provider_d6.hooks._throttle import make_throttle
 from airflow_provider_d6.hooks._validate import check_filters, check_id
 from airflow_provider_d6.hooks.d6_async import D6AsyncHook  # re-exported: one import for both hooks
 
@@ -165,17 +163,9 @@ class D6Hook(ClientIntegrationMethods, FinancePlusMethods, HttpHook):
                 conn = self.get_connection(self.d6_conn_id)
             except AirflowNotFoundException:
                 raise missing_connection(self.d6_conn_id) from None
-            settings = settings_from_connection(conn, **self._overrides)
-            try:
-                from airflow.sdk.log import mask_secret
-
-                mask_secret(settings.password)
-            except ImportError:  # pragma: no cover - older task SDKs
-                pass
-            self._policy = build_policy(
-                settings, self._retry_policy, self._overrides["max_retries"]
+            settings, self._policy, self._throttle = prepare_connection(
+                conn, self._overrides, self._retry_policy
             )
-            self._throttle = make_throttle(settings.requests_per_second)
             self._timeout = settings.timeout
             self._verify = default_verify(settings.verify)
             self._use_v1_activation = settings.activation_route == "v1"

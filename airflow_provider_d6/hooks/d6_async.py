@@ -15,15 +15,13 @@ from airflow_provider_d6.exceptions import D6ConnectionError
 from airflow_provider_d6.hooks._config import (
     USER_AGENT,
     D6Settings,
-    build_policy,
     default_verify,
     missing_connection,
-    settings_from_connection,
+    prepare_connection,
 )
 from airflow_provider_d6.hooks._endpoints import ENDPOINTS, coerce_ids
 from airflow_provider_d6.hooks._parse import envelope, parse_response
 from airflow_provider_d6.hooks._retry import MAYBE_SENT, NOT_SENT, RetryPolicy, parse_retry_after
-from airflow_provider_d6.hooks._throttle import make_throttle
 from airflow_provider_d6.hooks._validate import check_filters, check_id
 
 CLIENT_INTEGRATIONS = ENDPOINTS["client_integrations"]
@@ -96,17 +94,9 @@ class D6AsyncHook(BaseHook):
                     conn = await self.aget_connection(self.d6_conn_id)
                 except AirflowNotFoundException:
                     raise missing_connection(self.d6_conn_id) from None
-                settings = settings_from_connection(conn, **self._overrides)
-                try:
-                    from airflow.sdk.log import mask_secret
-
-                    mask_secret(settings.password)
-                except ImportError:  # pragma: no cover - older task SDKs
-                    pass
-                self._policy = build_policy(
-                    settings, self._retry_policy, self._overrides["max_retries"]
+                settings, self._policy, self._throttle = prepare_connection(
+                    conn, self._overrides, self._retry_policy
                 )
-                self._throttle = make_throttle(settings.requests_per_second)
                 headers = {
                     "User-Agent": USER_AGENT,
                     "Accept": "application/json",

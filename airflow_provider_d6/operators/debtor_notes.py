@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_d6.exceptions import D6InputError, D6NotFoundError
-from airflow_provider_d6.hooks._validate import check_id, check_note
+from airflow_provider_d6.hooks._validate import NOTE_FIELDS, check_id, check_note
 from airflow_provider_d6.operators._coerce import as_choice, as_int
 
 if TYPE_CHECKING:
@@ -21,14 +21,6 @@ if TYPE_CHECKING:
     from airflow_provider_d6.hooks.d6 import D6Hook
 
 ACTIONS = ("create", "update", "delete", "restore")
-NOTE_FIELDS = (
-    "accountable_person_id",
-    "date",
-    "note_type_id",
-    "communication_type_id",
-    "note",
-    "promise_to_pays",
-)
 _ID_FIELDS = ("accountable_person_id", "note_type_id", "communication_type_id")
 
 
