@@ -6,7 +6,7 @@ import dataclasses
 import itertools
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,11 +101,45 @@ class BareClient:
         self.session.close()
 
 
-def _measure(action: Callable[[], int]) -> tuple[float, float, int]:
-    """Run *action* and return (client CPU seconds, wall seconds, what it returned)."""
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    count = action()
-    return time.process_time() - cpu0, time.perf_counter() - wall0, count
+# Each round is cut into this many chunks per side, run turn about, so that both sides live
+# through the same moments of a shared machine (other processes, CPU frequency, caches).
+CHUNKS_PER_ROUND = 20
+
+
+def _interleaved(
+    sides: dict[str, Iterator[int]], first: str
+) -> dict[str, tuple[float, float, int]]:
+    """Advance the sides' chunk iterators turn about; return each side's (CPU s, wall s, count).
+
+    :param sides: per side, an iterator doing one chunk of work per step and yielding its count
+    :param first: the side that takes the first turn
+    """
+    totals = {side: [0.0, 0.0, 0] for side in sides}
+    active = sorted(sides, key=lambda side: side != first)
+    while active:
+        for side in list(active):
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            try:
+                count = next(sides[side])
+            except StopIteration:
+                active.remove(side)
+                continue
+            totals[side][0] += time.process_time() - cpu0
+            totals[side][1] += time.perf_counter() - wall0
+            totals[side][2] += count
+    return {side: (cpu, wall, count) for side, (cpu, wall, count) in totals.items()}
+
+
+def _chunks(records: Iterator[Any], total: int) -> Iterator[int]:
+    """Consume up to *total* items of *records* in about ``CHUNKS_PER_ROUND`` steps."""
+    size = max(1, -(-total // CHUNKS_PER_ROUND))
+    remaining = total
+    while remaining > 0:
+        count = sum(1 for _ in itertools.islice(records, min(size, remaining)))
+        if not count:
+            return
+        remaining -= count
+        yield count
 
 
 def _first_pair(control: Any) -> tuple[int, int]:
@@ -132,16 +166,16 @@ def _cpu_one_transport(cfg: Config, d6_hook: type, tls: bool) -> dict[str, Any]:
         calls = max(1, cfg.sizes.cpu_requests // len(call))
         sent = calls * len(call)
 
-        def hook_loop() -> int:
+        def hook_calls() -> Iterator[None]:
             for _ in range(calls):
                 hook.get_client_integration(school_id, api_type_id)
-            return sent
+                yield None
 
-        def bare_loop() -> int:
+        def bare_calls() -> Iterator[None]:
             for _ in range(calls):
                 for request in call:
                     bare.send(request)
-            return sent
+                yield None
 
         # Warm both: connection set up (TLS handshake included) outside the measurement.
         for _ in range(20):
@@ -152,10 +186,10 @@ def _cpu_one_transport(cfg: Config, d6_hook: type, tls: bool) -> dict[str, Any]:
         rounds = []
         for number, hook_first in alternating(cfg.rounds):
             handle.control.clear_requests()
-            order = [("hook", hook_loop), ("bare", bare_loop)]
-            measured = {
-                side: _measure(loop) for side, loop in (order if hook_first else order[::-1])
-            }
+            sides = {"hook": _chunks(hook_calls(), calls), "bare": _chunks(bare_calls(), calls)}
+            measured = _interleaved(sides, "hook" if hook_first else "bare")
+            if measured["hook"][2] != calls or measured["bare"][2] != calls:
+                raise RuntimeError(f"expected {calls} calls per side, measured {measured}")
             received = len(requests_log(handle.control))
             if received != 2 * sent:
                 raise RuntimeError(
@@ -252,33 +286,26 @@ def pagination(cfg: Config) -> list[Result]:
         )
         bare = BareClient(handle)
 
-        def hook_walk() -> int:
-            return sum(1 for _ in itertools.islice(_learners(hook, schools, filters), records))
-
-        def bare_walk() -> int:
-            count = 0
+        def bare_learners() -> Iterator[dict[str, Any]]:
             for school_id in schools:
                 body = bare.send(dataclasses.replace(first, school_id=school_id))
                 while True:
-                    for _record in body["data"]:
-                        count += 1
-                        if count >= records:
-                            return count
+                    yield from body["data"]
                     cursor = (body.get("meta") or {}).get("next_cursor")
                     if not cursor:
                         break
                     body = bare.send(
                         dataclasses.replace(follow, school_id=school_id), cursor=cursor
                     )
-            return count
 
         rounds = []
         for number, hook_first in alternating(cfg.rounds):
             handle.control.clear_requests()
-            order = [("hook", hook_walk), ("bare", bare_walk)]
-            measured = {
-                side: _measure(walk) for side, walk in (order if hook_first else order[::-1])
+            sides = {
+                "hook": _chunks(_learners(hook, schools, filters), records),
+                "bare": _chunks(bare_learners(), records),
             }
+            measured = _interleaved(sides, "hook" if hook_first else "bare")
             streamed = {side: m[2] for side, m in measured.items()}
             if streamed["hook"] != streamed["bare"]:
                 raise RuntimeError(f"the two walks disagree on the record count: {streamed}")
@@ -338,11 +365,12 @@ def _memory(cfg: Config, conn_id: str, schools: list[int], filters: dict[str, An
             peaks[size] = run_child([str(BENCH_DIR / "_memory_child.py"), json.dumps(spec)])
         if peaks[small]["records"] != small or peaks[large]["records"] != large:
             raise RuntimeError(f"the memory children streamed {peaks} records")
-        growth = peaks[large]["maxrss_mb"] - peaks[small]["maxrss_mb"]
+        growth = peaks[large]["growth_mb"] - peaks[small]["growth_mb"]
         rounds.append({"growth_mb": growth, "small": peaks[small], "large": peaks[large]})
         progress(
-            f"memory round {number + 1}/{cfg.rounds}: peak RSS {peaks[small]['maxrss_mb']:.1f} MB "
-            f"for {small:,}, {peaks[large]['maxrss_mb']:.1f} MB for {large:,} ({growth:+.1f} MB)"
+            f"memory round {number + 1}/{cfg.rounds}: peak RSS grew {peaks[small]['growth_mb']:.1f} MB "
+            f"streaming {small:,}, {peaks[large]['growth_mb']:.1f} MB streaming {large:,} "
+            f"(difference {growth:+.1f} MB)"
         )
     growth = median(r["growth_mb"] for r in rounds)
     return Result(
@@ -354,6 +382,9 @@ def _memory(cfg: Config, conn_id: str, schools: list[int], filters: dict[str, An
         display=f"{growth:+.1f} MB ({small:,} → {large:,} learners)",
         details={
             "sizes": [small, large],
+            "value_is": "peak RSS growth while streaming the large size minus the small size",
+            "peak_growth_mb_small": median(r["small"]["growth_mb"] for r in rounds),
+            "peak_growth_mb_large": median(r["large"]["growth_mb"] for r in rounds),
             "peak_rss_mb_small": median(r["small"]["maxrss_mb"] for r in rounds),
             "peak_rss_mb_large": median(r["large"]["maxrss_mb"] for r in rounds),
             "rounds": rounds,
