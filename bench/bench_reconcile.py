@@ -25,7 +25,7 @@ ADAPTIVE_TARGET = Target("<=", 1.30, "every pair reconciled")
 CONCURRENCY_TARGET = Target(">=", 6)
 
 # Seconds left between runs so the sandbox's token bucket is full again when a run starts.
-_BUCKET_REFILL_S = 2.0
+_BUCKET_REFILL_S = 1.2
 
 
 def _operator_class() -> type:

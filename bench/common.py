@@ -90,7 +90,8 @@ class Target:
         return value <= self.limit if self.op == "<=" else value >= self.limit
 
     def __str__(self) -> str:
-        text = f"{self.op} {self.limit:g}"
+        limit = f"{self.limit:g}" if self.limit == int(self.limit) else f"{self.limit:.2f}"
+        text = f"{self.op} {limit}"
         return f"{text}, {self.note}" if self.note else text
 
 
