@@ -58,6 +58,9 @@ def _isolate_airflow(workdir: Path) -> None:
     )
     for name in [name for name in os.environ if name.startswith("AIRFLOW_CONN_")]:
         del os.environ[name]
+    # Child interpreters cache bytecode in the scratch folder, as a pip-installed wheel has it.
+    os.environ["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 
 def _route_logs_to_file(path: Path) -> None:
