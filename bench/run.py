@@ -25,6 +25,7 @@ if str(ROOT) not in sys.path:
 
 DEFAULT_OUTPUT = ROOT / "bench" / "results" / "latest.json"
 MIN_ROUNDS = 5
+TIME_BUDGET_S = 600  # the whole full-size run must finish within ten minutes on two cores
 
 # (benchmark names, module, function): one group shares a sandbox and is skipped as a whole.
 GROUPS: list[tuple[tuple[str, ...], str, str]] = [
@@ -191,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": rounds,
         "started_at": started_at.isoformat(timespec="seconds"),
         "duration_s": round(duration, 1),
+        "within_time_budget": duration <= TIME_BUDGET_S,
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "benchmarks": [result.to_json() for result in results],
@@ -199,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     output.write_text(json.dumps(document, indent=2) + "\n")
     print(_table(results))
     print(f"\nMachine: {document['machine']}")
-    print(f"Duration: {duration:.0f} s; results written to {output}")
+    budget = "" if duration <= TIME_BUDGET_S else f" (over the {TIME_BUDGET_S} s budget)"
+    print(f"Duration: {duration:.0f} s{budget}; results written to {output}")
     if any(r.skipped or r.error for r in results):
         return 2
     return 0 if args.quick or all(r.passed for r in results) else 1
