@@ -96,9 +96,10 @@ def get_provider_info() -> dict[str, Any]:
                         "label": "Activation route",
                         "description": "Route for Change Client Integration State: auto tries v2 and "
                         "falls back to v1 when d6 answers route_not_found.",
-                        # A plain string enum renders as a drop-down; a null in the enum would
-                        # show up as a "null" choice. An empty extra means "auto" in the hook.
-                        "schema": {"type": "string", "enum": ["auto", "v2", "v1"], "default": "auto"},
+                        # An enum renders as a drop-down; "null" in the type keeps the field
+                        # optional (empty means "auto" in the hook), and leaving None out of the
+                        # enum keeps a "null" choice out of the list.
+                        "schema": {"type": ["string", "null"], "enum": ["auto", "v2", "v1"]},
                     },
                     "verify": {
                         "label": "TLS verification",
