@@ -218,3 +218,16 @@ def test_transient_errors_keep_the_trigger_polling(sandbox, monkeypatch):
 
     assert event["status"] == "success"
     assert [r["status"] for r in control.requests()][:2] == [500, 500]
+
+
+def test_a_missing_connection_gives_an_error_event_naming_it(sandbox, monkeypatch):
+    monkeypatch.delenv("AIRFLOW_CONN_D6_NOWHERE", raising=False)
+    trigger = ClientIntegrationTrigger(
+        1000, 8, "authorised", "d6_nowhere", poke_interval=0.05, timeout=3600
+    )
+
+    events = run_to_end(trigger)
+
+    assert [event["status"] for event in events] == ["error"]
+    assert "d6_nowhere" in events[0]["message"]
+    assert sandbox.control.requests() == []
