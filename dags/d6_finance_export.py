@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
+from airflow.sdk import DAG, AssetAlias, CronDataIntervalTimetable, Param, task
 
 from airflow_provider_d6.operators.client_integrations import (
     ClientIntegrationsOperator,
@@ -132,6 +132,9 @@ with DAG(
             resource=resource,
             format="jsonl",
             map_index_template="school {{ task.school_id }}",
+            # Mapped tasks are built at run time, so the outlet is declared here: every school's
+            # file is attached to this alias, and downstream DAGs can be scheduled on it.
+            outlets=[AssetAlias(name=f"d6-finance-export:{resource}")],
         ).expand_kwargs(schools.map(_export_kwargs(resource)))
         for resource in RESOURCES
     ]

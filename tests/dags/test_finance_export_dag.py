@@ -59,6 +59,22 @@ def test_export_writes_one_file_per_school_and_resource(dagbag, airflow_db, dist
         r["query"].get("start_date") == day == r["query"].get("end_date") for r in reports
     )
     assert xcom(dag_run, "summary")["files"] == [f"file://{tmp_path}/{name}" for name in written]
+    # Each written file is an Asset event of its resource's alias, so downstream DAGs can be
+    # scheduled on the exports.
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        events = (
+            session.query(AssetEvent)
+            .filter(AssetEvent.source_dag_id == "d6_finance_export")
+            .filter(AssetEvent.source_run_id == dag_run.run_id)
+            .all()
+        )
+        assert sorted(event.asset.uri for event in events) == sorted(
+            f"file://{tmp_path}/{name}" for name in written
+        )
+        assert {event.source_task_id for event in events} == {f"export_{r}" for r in RESOURCES}
 
 
 def test_one_school_failing_does_not_stop_the_others(dagbag, airflow_db, district, tmp_path):
