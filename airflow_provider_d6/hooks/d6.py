@@ -167,7 +167,10 @@ class D6Hook(ClientIntegrationMethods, FinancePlusMethods, HttpHook):
                 conn, self._overrides, self._retry_policy
             )
             self._timeout = settings.timeout
-            self._verify = default_verify(settings.verify)
+            # Plain http (loopback only) has no certificate to check; a CA-bundle path there would
+            # only make requests stat the file on every call.
+            https = settings.base_url.startswith("https://")
+            self._verify = default_verify(settings.verify) if https else True
             self._use_v1_activation = settings.activation_route == "v1"
             self._base_url = settings.base_url
             session = requests.Session()
