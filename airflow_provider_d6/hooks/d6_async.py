@@ -162,6 +162,9 @@ class D6AsyncHook(BaseHook):
                     f"no answer from d6 ({type(exc).__name__}) after {attempt} attempt(s)",
                     method=method,
                     url=url,
+                    # The same meaning as in the sync hook: sent, but no answer in time.
+                    timed_out=isinstance(exc, asyncio.TimeoutError)
+                    and not isinstance(exc, aiohttp.ConnectionTimeoutError),
                 ) from exc
             if status == 429 or status >= 500:
                 self._throttle.feedback(status == 429)

@@ -113,3 +113,20 @@ def test_adaptive_throttle_slows_down_on_a_live_rate_limit(make_sandbox, make_ho
     assert statuses.count(200) == 25
     assert 429 in statuses  # the burst ran into d6's limit ...
     assert hook._throttle.rate is not None  # ... and the hook throttled itself from then on
+
+
+def test_async_timeout_is_reported_as_timed_out(sandbox, connect):
+    """A reply slower than the timeout ends in D6ConnectionError(timed_out=True), as in the sync hook."""
+    from airflow_provider_d6.exceptions import D6ConnectionError
+
+    conn_id = connect(sandbox)
+    sandbox.control.set_faults(script=[{"kind": "slow", "times": 1, "path": CI}], slow_seconds=2)
+
+    async def main():
+        async with D6AsyncHook(conn_id, timeout=0.3, max_retries=1) as hook:
+            return await hook.get_client_integration(1000, 8)
+
+    with pytest.raises(D6ConnectionError) as info:
+        _run(main())
+    assert info.value.timed_out
+    assert len(d6_requests(sandbox.control, CI)) == 1
