@@ -9,7 +9,7 @@ from aiohttp import web
 
 from airflow_provider_d6.sandbox import names
 from airflow_provider_d6.sandbox.data import SchoolBook, promise_record
-from airflow_provider_d6.sandbox.ledger import CATEGORY, DAY, LEARNER, PERSON
+from airflow_provider_d6.sandbox.ledger import CATEGORY, DAY, LEARNER, PERSON, SELECTION_CACHE_SIZE
 from airflow_provider_d6.sandbox.notes import add_note, apply_update, validate_create
 from airflow_provider_d6.sandbox.protocol import (
     NOT_AUTHORISED,
@@ -376,6 +376,9 @@ async def learners(ctx: RequestContext) -> web.Response:
     )
     cached = book.learner_selections.get(key)
     if cached is None:
+        # Bounded like the ledger's selections: filters by id would otherwise grow it per learner.
+        if len(book.learner_selections) >= SELECTION_CACHE_SIZE:
+            book.learner_selections.clear()
         items = _select_learners(book, f)
         cached = book.learner_selections[key] = (items, [lr["learner_id"] for lr in items])
     items, keys = cached
