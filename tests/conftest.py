@@ -25,9 +25,9 @@ os.environ["AIRFLOW__LOGGING__BASE_LOG_FOLDER"] = str(_AIRFLOW_HOME / "logs")
 # Tests talk only to loopback; never let a proxy setting route sandbox traffic elsewhere.
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 
-import pytest  # noqa: E402
+import pytest
 
-from airflow_provider_d6.sandbox.testing import SandboxHandle, run_sandbox  # noqa: E402
+from airflow_provider_d6.sandbox.testing import SandboxHandle, run_sandbox
 
 SANDBOX_USERNAME = "sandbox-user"
 # A sentinel of 16+ characters so that any leak is unambiguous when logs are scanned.

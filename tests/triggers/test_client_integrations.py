@@ -12,25 +12,10 @@ import pytest
 from airflow_provider_d6.triggers.client_integrations import (
     ClientIntegrationTrigger,
     condition_met,
-    is_activated,
 )
+from tests.pairs import pick
 
 TRIGGER_PATH = "airflow_provider_d6.triggers.client_integrations.ClientIntegrationTrigger"
-
-
-def pair_states(control) -> dict[tuple[int, int], bool | None]:
-    """Return every school × API type pair: True/False when listed (activated?), None when not."""
-    listed = {
-        (record["school_id"], record["api_type_id"]): is_activated(record)
-        for record in control.data("client_integrations")
-    }
-    schools = [school["school_id"] for school in control.data("schools")]
-    return {(school, api): listed.get((school, api)) for school in schools for api in (8, 9)}
-
-
-def pick(control, state: bool | None) -> tuple[int, int]:
-    """Return the first pair in *state* (None: not authorised by its school)."""
-    return next(pair for pair, value in pair_states(control).items() if value is state)
 
 
 def run_to_end(trigger: ClientIntegrationTrigger) -> list[dict]:
