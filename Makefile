@@ -34,8 +34,11 @@ bench: $(STAMP)
 e2e: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python e2e/run.py $(E2E_ARGS)
 
+## make lint: ruff's rules, ruff format and the type checker, as CI runs them
+LINT_PATHS := airflow_provider_d6 dags tests bench e2e scripts
 lint: $(STAMP)
-	$(BIN)/ruff check airflow_provider_d6 dags tests bench e2e
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 
 clean:
 	rm -rf $(VENV) .airflow build *.egg-info

@@ -68,7 +68,9 @@ class D6Error(AirflowException):
         return {}
 
 
-def _rebuild(cls: type[D6Error], message: str, kwargs: dict[str, Any], extra: dict[str, Any]) -> D6Error:
+def _rebuild(
+    cls: type[D6Error], message: str, kwargs: dict[str, Any], extra: dict[str, Any]
+) -> D6Error:
     err = cls(message, **kwargs, **extra)
     return err
 
@@ -83,7 +85,9 @@ class D6InputError(D6Error, ValueError):
     ``field`` names the offending argument; ``allowed`` says what would have been accepted.
     """
 
-    def __init__(self, message: str, *, field: str | None = None, allowed: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, message: str, *, field: str | None = None, allowed: str | None = None, **kwargs: Any
+    ) -> None:
         self.field = field
         self.allowed = allowed
         if field and field not in message:

@@ -58,7 +58,7 @@ def main() -> None:
             for module in iter_airflow_imports(path):
                 try:
                     importlib.import_module(module)
-                except Exception:  # noqa: BLE001, S112 - the processor also only warns
+                except Exception:  # noqa: BLE001 - the processor also only warns
                     continue
             runs.append(_parse_in_fork(path))
     print(json.dumps({"runs": runs}))

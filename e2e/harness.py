@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -186,10 +186,8 @@ class ProcessSet:
             _signal_group(process.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
         for process in reversed(self.processes):
-            try:
+            with suppress(subprocess.TimeoutExpired):
                 process.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
         for process in reversed(self.processes):
             # The leader may be gone while children it forked still hold the group: kill the group.
             _signal_group(process.pid, signal.SIGKILL)
@@ -200,10 +198,8 @@ class ProcessSet:
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
+    with suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def wait_for_url_line(process: ManagedProcess, pattern: str, timeout: float = 30) -> str:
@@ -300,7 +296,7 @@ def count_celery_results(database: str) -> dict[str, int]:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT status, count(*) FROM celery_taskmeta GROUP BY status")
-            return {status: count for status, count in cursor.fetchall()}
+            return dict(cursor.fetchall())
     finally:
         connection.close()
 

@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import contextlib
+
 from e2e import diagnosis, harness, scenario
 from e2e.airflow_api import AirflowAPI
 from e2e.breakage import BREAKAGES, make_broken_copy
@@ -266,10 +268,8 @@ class Run:
         """Stop everything by pid, drop the database, flush the broker db."""
         if self.args.keep and self.deployment is not None:
             step(f"--keep: Airflow stays up at {self.deployment.api_url}; press Enter to tear down")
-            try:
+            with contextlib.suppress(EOFError):
                 input()
-            except EOFError:
-                pass
         if self.deployment is not None:
             self.deployment.teardown()
         self.others.stop_all()

@@ -184,7 +184,7 @@ def _check_window(value: Any, field: str, first: date, last: date) -> str:
 
 def check_promises(promises: Any, *, today: date, updating: bool) -> list[dict[str, Any]]:
     """Validate promise-to-pay items and return them as JSON body items."""
-    if not isinstance(promises, (list, tuple)) or not promises and not updating:
+    if not isinstance(promises, (list, tuple)) or (not promises and not updating):
         raise D6InputError(
             "expected a non-empty list of promises",
             field="promise_to_pays",

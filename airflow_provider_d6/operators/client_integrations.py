@@ -281,7 +281,7 @@ def parse_desired_states(value: Any) -> dict[Pair, bool]:
             except (ValueError, SyntaxError):
                 raise D6InputError(
                     "is neither JSON nor a list literal", field="desired_states", allowed=allowed
-                )
+                ) from None
     if not isinstance(value, (list, tuple)):
         raise D6InputError(f"got {type(value).__name__}", field="desired_states", allowed=allowed)
     desired: dict[Pair, bool] = {}
@@ -338,7 +338,7 @@ def format_table(entries: list[dict[str, Any]], *, planned: bool) -> str:
     widths = [max(len(row[column]) for row in rows) for column in range(3)]
     return "\n".join(
         "  "
-        + "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths))
+        + "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=False))
         + ("  " + row[3] if row[3] else "")
         for row in rows
     )

@@ -69,8 +69,8 @@ ROUTES: dict[str, Route] = {
     ),
     f"{_NOTES}/notetypes": Route({"GET": finance.get_note_types}, {"GET": finance.get_note_types}),
     f"{_NOTES}/notes": Route(
-        {m: finance.notes for m in _ALL},
-        {m: finance.notes for m in ("GET", "PATCH", "DELETE")},
+        dict.fromkeys(_ALL, finance.notes),
+        dict.fromkeys(("GET", "PATCH", "DELETE"), finance.notes),
         id_name="note_id",
     ),
     f"{_NOTES}/promisetopays": Route(

@@ -308,7 +308,8 @@ def _make_book(district: District, school_id: int) -> SchoolBook:
         rng.sample(range(3, 90), k=min(len(names.CATEGORY_NAMES), rng.randint(4, 7)))
     )
     categories = [
-        {"id": cid, "name": cname} for cid, cname in zip(category_ids, names.CATEGORY_NAMES)
+        {"id": cid, "name": cname}
+        for cid, cname in zip(category_ids, names.CATEGORY_NAMES, strict=False)
     ]
     person_by_id = {p["accountable_person_id"]: p for p in persons}
     ledger = build_ledger(rng, district.today, base + 5_000_000, persons, learners, categories)

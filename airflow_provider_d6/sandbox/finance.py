@@ -249,8 +249,15 @@ async def financial_transactions(ctx: RequestContext) -> web.Response:
     # The ledger never changes, so a filter's selection is computed once and reused per page.
     selection_key = tuple(
         f.get(name)
-        for name in ("all_accounts", "debtor_code", "start_date", "end_date")
-        + ("accountable_person_id", "learner_id", "category_id")
+        for name in (
+            "all_accounts",
+            "debtor_code",
+            "start_date",
+            "end_date",
+            "accountable_person_id",
+            "learner_id",
+            "category_id",
+        )
     )
     picked, keys = book.ledger.selection(selection_key, lambda: _select_transactions(book, f))
     per_learner = bool(f.get("per_learner"))

@@ -178,7 +178,7 @@ class Ledger:
                 row["category"] = self._category_names[key[2]]
             row["date"] = self.today.isoformat()
             buckets, total = age(today, [(t[DAY], t[CENTS]) for t in groups[key]])
-            row.update({name: money(value) for name, value in zip(BUCKETS, buckets)})
+            row.update({name: money(value) for name, value in zip(BUCKETS, buckets, strict=False)})
             row["balance_total"] = money(total)
             current = (
                 key[1] in self.current_learners if per_learner else key[0] in self.current_payers

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import subprocess
@@ -204,10 +205,8 @@ class _ThreadServer:
 
     def stop(self) -> None:
         if self._loop is not None and self._stop is not None and not self._loop.is_closed():
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop may already have ended
                 self._loop.call_soon_threadsafe(self._stop.set)
-            except RuntimeError:  # the loop already ended
-                pass
         self._thread.join(timeout=15)
 
 

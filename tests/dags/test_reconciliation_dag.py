@@ -183,5 +183,5 @@ def test_bad_entries_are_named(tmp_path, text, named):
 
 
 def test_missing_file_is_named(tmp_path):
-    with pytest.raises(ValueError, match="cannot read desired states file .*nope.yaml"):
+    with pytest.raises(ValueError, match=r"cannot read desired states file .*nope\.yaml"):
         load_desired_states(tmp_path / "nope.yaml")
