@@ -8,10 +8,10 @@ STAMP := $(VENV)/.installed
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml requirements/constraints.txt
+$(STAMP): pyproject.toml sandbox/pyproject.toml requirements/constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[dev,e2e]'
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[examples,dev,e2e]' -e ./sandbox
 	@touch $(STAMP)
 
 ## make test: install everything and run the whole test suite
@@ -35,7 +35,7 @@ e2e: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python e2e/run.py $(E2E_ARGS)
 
 ## make lint: ruff's rules, ruff format and the type checker, as CI runs them
-LINT_PATHS := airflow_provider_d6 dags tests bench e2e scripts
+LINT_PATHS := airflow_provider_d6 sandbox dags tests bench e2e scripts
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)

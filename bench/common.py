@@ -166,7 +166,7 @@ def sandbox(**options: Any) -> Iterator[Any]:
 
     :param options: ``run_sandbox`` options (schools, rate_limit, latency_ms, tls, ...)
     """
-    testing = require("airflow_provider_d6.sandbox.testing", "the d6 sandbox")
+    testing = require("d6_sandbox.testing", "the d6 sandbox")
     options.setdefault("username", BENCH_USERNAME)
     options.setdefault("password", BENCH_PASSWORD)
     options.setdefault("rate_limit", 0)

@@ -27,7 +27,7 @@ os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 
 import pytest
 
-from airflow_provider_d6.sandbox.testing import SandboxHandle, run_sandbox
+from d6_sandbox.testing import SandboxHandle, run_sandbox
 
 SANDBOX_USERNAME = "sandbox-user"
 # A sentinel of 16+ characters so that any leak is unambiguous when logs are scanned.

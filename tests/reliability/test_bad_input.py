@@ -34,7 +34,7 @@ from airflow_provider_d6.exceptions import (
     D6ValidationError,
 )
 from airflow_provider_d6.hooks.d6 import D6Hook
-from airflow_provider_d6.sandbox.testing import SandboxHandle, run_sandbox
+from d6_sandbox.testing import SandboxHandle, run_sandbox
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 TODAY = date.today()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sandbox_client import D6Client
 
-from airflow_provider_d6.sandbox.testing import SandboxHandle
+from d6_sandbox.testing import SandboxHandle
 
 
 @pytest.fixture

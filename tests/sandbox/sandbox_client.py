@@ -8,7 +8,7 @@ from typing import Any
 
 import requests
 
-from airflow_provider_d6.sandbox.testing import SandboxHandle
+from d6_sandbox.testing import SandboxHandle
 
 FIN = "/v2/finplus/debtmanagement"
 NOTES = f"{FIN}/debtornotes/notes"

@@ -13,7 +13,7 @@ import pytest
 import requests
 from sandbox_client import CLIENT_INTEGRATIONS, FIN, D6Client
 
-from airflow_provider_d6.sandbox.testing import run_sandbox
+from d6_sandbox.testing import run_sandbox
 
 SANDBOX_BIN = Path(sys.executable).with_name("d6-sandbox")
 LINE = re.compile(r"d6 sandbox listening on (https?)://127\.0\.0\.1:(\d+)/api\n\Z")
@@ -110,7 +110,7 @@ def test_process_mode_passes_the_password_outside_argv_and_serves():
         assert d6.control.requests()[0]["status"] == 200
         port = handle.base_url.rsplit(":", 1)[1].split("/")[0]
         cmdlines = [p.read_bytes() for p in Path("/proc").glob("[0-9]*/cmdline") if _readable(p)]
-        ours = [c for c in cmdlines if b"airflow_provider_d6.sandbox" in c]
+        ours = [c for c in cmdlines if b"d6_sandbox" in c]
         assert ours and not any(b"Pr0cess-mode-secret" in c for c in ours), port
 
 

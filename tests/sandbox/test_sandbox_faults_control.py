@@ -16,7 +16,7 @@ from sandbox_client import (
     unlisted_school,
 )
 
-from airflow_provider_d6.sandbox.control import COLLECTIONS
+from d6_sandbox.control import COLLECTIONS
 
 # -- rate limit -----------------------------------------------------------------------------------
 

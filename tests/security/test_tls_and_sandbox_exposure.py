@@ -119,7 +119,7 @@ def test_async_hook_verifies_tls_the_same_way(tls_sandbox, monkeypatch):
 def test_sandbox_refuses_a_non_loopback_address():
     # argparse refuses before anything is bound; the timeout only guards against a regression.
     result = subprocess.run(
-        [sys.executable, "-m", "airflow_provider_d6.sandbox", "--host", "0.0.0.0", "--port", "0"],
+        [sys.executable, "-m", "d6_sandbox", "--host", "0.0.0.0", "--port", "0"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -141,7 +141,7 @@ def test_sandbox_never_logs_header_values(tmp_path):
             [
                 sys.executable,
                 "-m",
-                "airflow_provider_d6.sandbox",
+                "d6_sandbox",
                 "--port",
                 "0",
                 "--username",

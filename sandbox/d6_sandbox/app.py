@@ -17,10 +17,10 @@ from typing import Any
 
 from aiohttp import web
 
-from airflow_provider_d6.sandbox import finance, settings
-from airflow_provider_d6.sandbox.data import District
-from airflow_provider_d6.sandbox.faults import IMMEDIATE, FaultPlan, truncate
-from airflow_provider_d6.sandbox.protocol import (
+from d6_sandbox import finance, settings
+from d6_sandbox.data import District
+from d6_sandbox.faults import IMMEDIATE, FaultPlan, truncate
+from d6_sandbox.protocol import (
     NOT_AUTHORISED,
     D6Reply,
     RequestContext,
@@ -28,7 +28,7 @@ from airflow_provider_d6.sandbox.protocol import (
     route_not_found,
     validation_failed,
 )
-from airflow_provider_d6.sandbox.ratelimit import RateLimiter
+from d6_sandbox.ratelimit import RateLimiter
 
 Handler = Callable[[RequestContext], Awaitable[web.Response]]
 SCHOOL_HEADER = "HTTP-X-SCHOOLID"
@@ -194,7 +194,7 @@ class Sandbox:
         """Serve one request: the control API, or a d6 call through faults, limits and routes."""
         path = request.path
         if path.startswith("/_sandbox/"):
-            from airflow_provider_d6.sandbox.control import handle_control
+            from d6_sandbox.control import handle_control
 
             return await handle_control(self, request)
         method = request.method

@@ -7,11 +7,11 @@ from typing import Any
 
 from aiohttp import web
 
-from airflow_provider_d6.sandbox import names
-from airflow_provider_d6.sandbox.data import SchoolBook, promise_record
-from airflow_provider_d6.sandbox.ledger import CATEGORY, DAY, LEARNER, PERSON, SELECTION_CACHE_SIZE
-from airflow_provider_d6.sandbox.notes import add_note, apply_update, validate_create
-from airflow_provider_d6.sandbox.protocol import (
+from d6_sandbox import names
+from d6_sandbox.data import SchoolBook, promise_record
+from d6_sandbox.ledger import CATEGORY, DAY, LEARNER, PERSON, SELECTION_CACHE_SIZE
+from d6_sandbox.notes import add_note, apply_update, validate_create
+from d6_sandbox.protocol import (
     NOT_AUTHORISED,
     D6Reply,
     RequestContext,

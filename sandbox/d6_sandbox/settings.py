@@ -7,8 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from airflow_provider_d6.sandbox.data import API_TYPES, Integration
-from airflow_provider_d6.sandbox.protocol import (
+from d6_sandbox.data import API_TYPES, Integration
+from d6_sandbox.protocol import (
     NOT_AUTHORISED,
     D6Reply,
     RequestContext,

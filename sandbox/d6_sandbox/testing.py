@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 
-from airflow_provider_d6.sandbox.__main__ import PASSWORD_ENV
+from d6_sandbox.__main__ import PASSWORD_ENV
 
 _LISTENING = re.compile(r"d6 sandbox listening on (https?://\S+)/api")
 START_TIMEOUT_S = 60.0
@@ -160,7 +160,7 @@ class _ThreadServer:
     """The sandbox on its own event loop in a daemon thread."""
 
     def __init__(self, options: dict[str, Any], tls: bool) -> None:
-        from airflow_provider_d6.sandbox.app import Sandbox
+        from d6_sandbox.app import Sandbox
 
         self.sandbox = Sandbox(**options)
         self.tls = tls
@@ -187,11 +187,11 @@ class _ThreadServer:
             self._ready.set()
 
     async def _main(self) -> None:
-        from airflow_provider_d6.sandbox.app import start_server
+        from d6_sandbox.app import start_server
 
         ssl_context = None
         if self.tls:
-            from airflow_provider_d6.sandbox.tls import make_tls_context
+            from d6_sandbox.tls import make_tls_context
 
             ssl_context, self.ca_path = make_tls_context()
         self._loop = asyncio.get_running_loop()
@@ -225,7 +225,7 @@ def _start_process(
         "--activation-delay-s": options["activation_delay_s"],
         "--username": options["username"],
     }
-    argv = [sys.executable, "-m", "airflow_provider_d6.sandbox", "--port", "0"]
+    argv = [sys.executable, "-m", "d6_sandbox", "--port", "0"]
     for flag, value in flags.items():
         argv += [flag, str(value)]
     if options["fault_kinds"]:

@@ -14,8 +14,8 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from airflow_provider_d6.sandbox.app import Sandbox, start_server
-from airflow_provider_d6.sandbox.faults import KINDS
+from d6_sandbox.app import Sandbox, start_server
+from d6_sandbox.faults import KINDS
 
 PASSWORD_ENV = "D6_SANDBOX_PASSWORD"
 
@@ -91,7 +91,7 @@ def is_loopback(host: str) -> bool:
 async def _serve(args: argparse.Namespace, sandbox: Sandbox) -> None:
     ssl_context, ca_path = None, None
     if args.tls:
-        from airflow_provider_d6.sandbox.tls import make_tls_context
+        from d6_sandbox.tls import make_tls_context
 
         ssl_context, ca_path = make_tls_context(args.host)
     runner, port = await start_server(sandbox, args.host, args.port, ssl_context)

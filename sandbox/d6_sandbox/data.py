@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from airflow_provider_d6.sandbox import names
-from airflow_provider_d6.sandbox.ledger import Ledger, build_ledger
-from airflow_provider_d6.sandbox.protocol import yes_no
+from d6_sandbox import names
+from d6_sandbox.ledger import Ledger, build_ledger
+from d6_sandbox.protocol import yes_no
 
 API_TYPES: dict[int, str] = {8: "Admin+ API", 9: "Curriculum+ API"}
 FIRST_SCHOOL_ID = 1000
@@ -335,7 +335,7 @@ def _make_book(district: District, school_id: int) -> SchoolBook:
 
 
 def _seed_notes(rng: random.Random, today: dt.date, book: SchoolBook) -> None:
-    from airflow_provider_d6.sandbox.notes import add_note  # local: notes imports this module
+    from d6_sandbox.notes import add_note  # local: notes imports this module
 
     in_arrears = [
         p for p in book.persons if book.ledger.balances.get(p["accountable_person_id"], 0) > 0

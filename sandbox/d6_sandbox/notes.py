@@ -6,9 +6,9 @@ import datetime as dt
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from airflow_provider_d6.sandbox import names
-from airflow_provider_d6.sandbox.data import SchoolBook
-from airflow_provider_d6.sandbox.protocol import parse_date, parse_int, validation_failed
+from d6_sandbox import names
+from d6_sandbox.data import SchoolBook
+from d6_sandbox.protocol import parse_date, parse_int, validation_failed
 
 NOTE_TYPES = dict(names.NOTE_TYPES)
 COMMUNICATION_TYPES = dict(names.COMMUNICATION_TYPES)

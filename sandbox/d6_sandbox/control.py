@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from airflow_provider_d6.sandbox import names
-from airflow_provider_d6.sandbox.data import API_TYPES, Integration, promise_record
-from airflow_provider_d6.sandbox.faults import FaultPlan
-from airflow_provider_d6.sandbox.protocol import json_response
+from d6_sandbox import names
+from d6_sandbox.data import API_TYPES, Integration, promise_record
+from d6_sandbox.faults import FaultPlan
+from d6_sandbox.protocol import json_response
 
 if TYPE_CHECKING:
-    from airflow_provider_d6.sandbox.app import Sandbox
+    from d6_sandbox.app import Sandbox
 
 COLLECTIONS = (
     "schools",

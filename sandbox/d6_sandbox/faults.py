@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from airflow_provider_d6.sandbox.protocol import error_response, route_not_found
+from d6_sandbox.protocol import error_response, route_not_found
 
 # Faults answered without processing the request.
 IMMEDIATE = ("500", "502", "503", "429", "html403", "empty200", "route_not_found", "drop_before")
