@@ -24,6 +24,11 @@ from airflow_provider_d6.exceptions import (
     D6Error,
     D6InputError,
 )
+from airflow_provider_d6.hooks._client_integrations import (
+    CLIENT_INTEGRATIONS,
+    ClientIntegrationMethods,
+    client_integration_record,
+)
 from airflow_provider_d6.hooks._config import (
     USER_AGENT,
     D6Settings,
@@ -31,20 +36,15 @@ from airflow_provider_d6.hooks._config import (
     missing_connection,
     prepare_connection,
 )
+from airflow_provider_d6.hooks._debt_management import DebtManagementMethods
 from airflow_provider_d6.hooks._endpoints import (
     ENDPOINTS,
     RESOURCE_FIELDS,
     Endpoint,
     coerce_ids,
 )
-from airflow_provider_d6.hooks._finplus import FinancePlusMethods
 from airflow_provider_d6.hooks._parse import envelope, parse_response, single
 from airflow_provider_d6.hooks._retry import MAYBE_SENT, NOT_SENT, RetryPolicy, parse_retry_after
-from airflow_provider_d6.hooks._settings import (
-    CLIENT_INTEGRATIONS,
-    ClientIntegrationMethods,
-    client_integration_record,
-)
 from airflow_provider_d6.hooks._validate import check_filters, check_id
 from airflow_provider_d6.hooks.d6_async import D6AsyncHook  # re-exported: one import for both hooks
 
@@ -70,7 +70,7 @@ def failure_kind(exc: requests.RequestException) -> str | None:
     return None
 
 
-class D6Hook(ClientIntegrationMethods, FinancePlusMethods, HttpHook):
+class D6Hook(ClientIntegrationMethods, DebtManagementMethods, HttpHook):
     """Call the d6+ Integrate API through one reusable, thread-safe session.
 
     The connection is read once, on first use. Options resolve as hook kwargs > connection extras
@@ -117,7 +117,6 @@ class D6Hook(ClientIntegrationMethods, FinancePlusMethods, HttpHook):
         self._settings: D6Settings | None = None
         self._session: requests.Session | None = None
         self._max_limits: dict[str, int] = {}
-        self._use_v1_activation = False
 
     def __repr__(self) -> str:
         base_url = self._settings.base_url if self._settings else None
@@ -171,7 +170,6 @@ class D6Hook(ClientIntegrationMethods, FinancePlusMethods, HttpHook):
             # only make requests stat the file on every call.
             https = settings.base_url.startswith("https://")
             self._verify = default_verify(settings.verify) if https else True
-            self._use_v1_activation = settings.activation_route == "v1"
             self._base_url = settings.base_url
             session = requests.Session()
             # The environment is read here once, not on every request (trust_env would redo the

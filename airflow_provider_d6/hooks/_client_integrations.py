@@ -1,4 +1,4 @@
-"""Settings methods of D6Hook: list client integrations and change their state.
+"""Client-integration methods of D6Hook: list client integrations and change their state.
 
 Change Client Integration State is where d6's docs contradict themselves (CONTRACT §5.2): the
 documented v2 route may answer ``route_not_found``, the v1 route answers 204 with no body, and
@@ -7,17 +7,13 @@ documented v2 route may answer ``route_not_found``, the v1 route answers 204 wit
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow_provider_d6.exceptions import D6NotFoundError, D6ResponseError, D6ValidationError
 from airflow_provider_d6.hooks._endpoints import ENDPOINTS, V1_CLIENT_STATE_PATH, coerce_ids
+from airflow_provider_d6.hooks._transport import MixinBase
 from airflow_provider_d6.hooks._validate import check_bool, check_filters, check_id
-
-if TYPE_CHECKING:
-    from airflow_provider_d6.hooks._config import D6Settings
-    from airflow_provider_d6.hooks._endpoints import Endpoint
 
 CLIENT_INTEGRATIONS = ENDPOINTS["client_integrations"]
 
@@ -39,20 +35,12 @@ def client_integration_record(payload: Any) -> dict[str, Any] | None:
     return coerce_ids(record, CLIENT_INTEGRATIONS)
 
 
-class ClientIntegrationMethods:
+class ClientIntegrationMethods(MixinBase):
     """Typed client-integration methods; mixed into D6Hook, which provides the transport."""
 
-    if TYPE_CHECKING:
-        _lock: threading.Lock
-        _use_v1_activation: bool
-        base_url: str
-        log: Any
-        settings: D6Settings
-
-        def _send(self, method: str, path: str, **kwargs: Any) -> Any: ...
-        def _iter_endpoint(
-            self, endpoint: Endpoint, school_id: int | None, params: dict[str, Any]
-        ) -> Iterator[dict[str, Any]]: ...
+    # Set once d6 answered route_not_found to the v2 Change Client Integration State route
+    # (activation_route "auto"): from then on this hook uses the v1 route directly.
+    _v2_state_route_missing = False
 
     def iter_client_integrations(
         self, school_id: int | None = None, api_type_id: int | None = None, **filters: Any
@@ -102,8 +90,8 @@ class ClientIntegrationMethods:
             check_id(api_type_id, "api_type_id"),
         )
         state = check_bool(state, "state")
-        route = self.settings.activation_route  # also loads the connection, which sets the v1 flag
-        if not self._use_v1_activation:
+        route = self.settings.activation_route
+        if route != "v1" and not self._v2_state_route_missing:
             body = {"school_id": school_id, "api_type_id": api_type_id, "state": state}
             try:
                 return self._patch_state(CLIENT_INTEGRATIONS.path, body, school_id, api_type_id)
@@ -113,8 +101,7 @@ class ClientIntegrationMethods:
                 self.log.warning(
                     "d6 has no v2 Change Client Integration State route; using v1 from now on"
                 )
-                with self._lock:
-                    self._use_v1_activation = True
+                self._v2_state_route_missing = True  # one bool: no lock needed
         # v1 documents the state as an int.
         body = {"api_type_id": api_type_id, "state": 1 if state else 0}
         return self._patch_state(

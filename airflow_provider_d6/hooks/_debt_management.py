@@ -1,7 +1,7 @@
 """Finance+ (debt management) methods of D6Hook: schools, learners, debtor notes and reports.
 
 Every call here except Get Schools carries ``HTTP-X-SCHOOLID``, which is why the school id is the
-first argument. The transport (``_send``, pagination, errors, retries) lives in ``d6.py``.
+first argument. The transport (``_send``, pagination, errors, retries) is ``D6Transport``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from airflow_provider_d6.exceptions import (
 )
 from airflow_provider_d6.hooks._endpoints import ENDPOINTS, coerce_ids
 from airflow_provider_d6.hooks._parse import single
-from airflow_provider_d6.hooks._retry import RetryPolicy
+from airflow_provider_d6.hooks._transport import MixinBase
 from airflow_provider_d6.hooks._validate import check_date, check_id, check_note
 
 if TYPE_CHECKING:
@@ -31,26 +31,8 @@ NOTES = ENDPOINTS["notes"]
 PROMISES = ENDPOINTS["promises_to_pay"]
 
 
-class FinancePlusMethods:
-    """Typed Finance+ methods; mixed into D6Hook, which provides the transport."""
-
-    if TYPE_CHECKING:
-        _policy: RetryPolicy
-        _timeout: float
-
-        def _send(self, method: str, path: str, **kwargs: Any) -> Any: ...
-        def _get_one(
-            self, endpoint: Endpoint, school_id: int | None, record_id: Any
-        ) -> dict[str, Any]: ...
-        def _iter_resource(
-            self, endpoint: Endpoint, school_id: Any, filters: dict[str, Any]
-        ) -> Iterator[dict[str, Any]]: ...
-        def _iter_endpoint(
-            self, endpoint: Endpoint, school_id: int | None, params: dict[str, Any]
-        ) -> Iterator[dict[str, Any]]: ...
-
-        base_url: str
-        log: Any
+class DebtManagementMethods(MixinBase):
+    """Typed Finance+ debt-management methods; mixed into D6Hook, which provides the transport."""
 
     # -- schools, people, lookups ----------------------------------------------------------
 
@@ -329,7 +311,7 @@ class FinancePlusMethods:
             try:
                 return send()
             except (D6ConnectionError, D6ServerError) as err:
-                if isinstance(err, D6ServerError) and not self._policy.is_ambiguous(
+                if isinstance(err, D6ServerError) and not self.retry_policy.is_ambiguous(
                     status=err.status_code
                 ):
                     raise
@@ -350,9 +332,9 @@ class FinancePlusMethods:
                         url=err.url,
                         timed_out=True,
                     ) from err
-                if attempt >= self._policy.max_attempts:
+                if attempt >= self.retry_policy.max_attempts:
                     raise
-                delay = self._policy.wait(attempt)
+                delay = self.retry_policy.wait(attempt)
                 self.log.warning(
                     "d6 %s failed (%s) and did not take effect; sending again in %.2fs",
                     what,
@@ -367,7 +349,7 @@ class FinancePlusMethods:
         d6 keeps working on a request after the client gave up on it. How long is undocumented
         ([gap]); twice the timeout (at least 2 s) covers a server that is slow rather than stuck.
         """
-        window = max(2 * float(self._timeout), 2.0)
+        window = max(2 * float(self.settings.timeout), 2.0)
         deadline = time.monotonic() + window
         self.log.warning(
             "d6 did not answer %s in time; watching up to %.1fs for it to take effect", what, window
