@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ast
-import json
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
@@ -13,8 +11,8 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_d6.exceptions import D6Error, D6InputError, D6NotAuthorisedError
-from airflow_provider_d6.operators._coerce import as_bool, as_int
 from airflow_provider_d6.triggers.client_integrations import is_activated
+from airflow_provider_d6.validation import check_bool, check_id, check_int, parse_structured
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -96,12 +94,12 @@ class ClientIntegrationsOperator(BaseOperator):
 
     def execute(self, context: Context) -> list[dict[str, Any]] | dict[str, Any]:
         """Fetch or set client integrations, validating every input before the first request."""
-        school_id = as_int(self.school_id, "school_id", optional=True)
-        api_type_id = as_int(self.api_type_id, "api_type_id", optional=True)
-        state = as_bool(self.state, "state", optional=True)
-        dry_run = bool(as_bool(self.dry_run, "dry_run"))
-        fail_on_unauthorised = bool(as_bool(self.fail_on_unauthorised, "fail_on_unauthorised"))
-        max_concurrency: int = as_int(self.max_concurrency, "max_concurrency")  # type: ignore[assignment]
+        school_id = check_id(self.school_id, "school_id", optional=True)
+        api_type_id = check_id(self.api_type_id, "api_type_id", optional=True)
+        state = check_bool(self.state, "state", optional=True)
+        dry_run = check_bool(self.dry_run, "dry_run")
+        fail_on_unauthorised = check_bool(self.fail_on_unauthorised, "fail_on_unauthorised")
+        max_concurrency = check_int(self.max_concurrency, "max_concurrency", minimum=1)
 
         if state is None and self.desired_states is None:
             return self._fetch(school_id, api_type_id)
@@ -270,18 +268,7 @@ def parse_desired_states(value: Any) -> dict[Pair, bool]:
     :raises D6InputError: naming the entry index and field of the first bad entry.
     """
     allowed = 'a list of {"school_id": int, "api_type_id": int, "state": bool}'
-    if isinstance(value, str):
-        # Jinja renders a list-valued param as its Python repr unless the DAG renders native
-        # objects.
-        try:
-            value = json.loads(value)
-        except ValueError:
-            try:
-                value = ast.literal_eval(value)
-            except (ValueError, SyntaxError):
-                raise D6InputError(
-                    "is neither JSON nor a list literal", field="desired_states", allowed=allowed
-                ) from None
+    value = parse_structured(value, "desired_states", allowed)
     if not isinstance(value, (list, tuple)):
         raise D6InputError(f"got {type(value).__name__}", field="desired_states", allowed=allowed)
     desired: dict[Pair, bool] = {}
@@ -296,10 +283,10 @@ def parse_desired_states(value: Any) -> dict[Pair, bool]:
                 allowed="exactly the keys api_type_id, school_id, state",
             )
         pair = (
-            int(as_int(item["school_id"], f"{field}.school_id")),  # type: ignore[arg-type]
-            int(as_int(item["api_type_id"], f"{field}.api_type_id")),  # type: ignore[arg-type]
+            check_id(item["school_id"], f"{field}.school_id"),
+            check_id(item["api_type_id"], f"{field}.api_type_id"),
         )
-        state = bool(as_bool(item["state"], f"{field}.state"))
+        state = check_bool(item["state"], f"{field}.state")
         if pair in desired and desired[pair] != state:
             raise D6InputError(
                 f"school {pair[0]} API type {pair[1]} is also at "

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ast
-import json
 from collections.abc import Sequence
 from datetime import date
 from functools import cached_property
@@ -12,8 +10,14 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_d6.exceptions import D6InputError, D6NotFoundError
-from airflow_provider_d6.hooks._validate import NOTE_FIELDS, check_id, check_note
-from airflow_provider_d6.operators._coerce import as_choice, as_int
+from airflow_provider_d6.validation import (
+    NOTE_FIELDS,
+    check_choice,
+    check_id,
+    check_note,
+    is_given,
+    parse_structured,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -74,7 +78,7 @@ class D6DebtorNoteOperator(BaseOperator):
         d6_conn_id: str = "d6_default",
         **kwargs: Any,
     ) -> None:
-        self.action = as_choice(action, "action", ACTIONS)
+        self.action = check_choice(action, "action", ACTIONS)
         fields = {
             "accountable_person_id": accountable_person_id,
             "date": date,
@@ -122,7 +126,7 @@ class D6DebtorNoteOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Apply the action and return the note."""
-        school_id = as_int(self.school_id, "school_id")
+        school_id = check_id(self.school_id, "school_id")
         note_id = None if self.action == "create" else check_id(self.note_id, "note_id")
         fields = self._rendered_fields()
         if self.action in ("create", "update"):
@@ -151,15 +155,19 @@ class D6DebtorNoteOperator(BaseOperator):
         """Return the note fields given, converted from their rendered (string) forms."""
         fields: dict[str, Any] = {}
         for name in _ID_FIELDS:
-            value = as_int(getattr(self, name), name, optional=True)
+            value = check_id(getattr(self, name), name, optional=True)
             if value is not None:
                 fields[name] = value
-        if _given(self.date):
+        if is_given(self.date):
             fields["date"] = self.date.strip() if isinstance(self.date, str) else self.date
         if self.note is not None:
             fields["note"] = self.note
-        if _given(self.promise_to_pays):
-            fields["promise_to_pays"] = _as_promises(self.promise_to_pays)
+        if is_given(self.promise_to_pays):
+            fields["promise_to_pays"] = parse_structured(
+                self.promise_to_pays,
+                "promise_to_pays",
+                '[{"date_promised", "amount_promised"}, ...]',
+            )
         return fields
 
     def _delete(self, school_id: int, note_id: int) -> dict[str, Any]:
@@ -189,32 +197,6 @@ class D6DebtorNoteOperator(BaseOperator):
         raise D6NotFoundError(
             f"note {note_id} does not exist in school {school_id}", status_code=404
         )
-
-
-def _given(value: Any) -> bool:
-    """Return whether a templated argument carries a value (Jinja renders None as "None")."""
-    if value is None:
-        return False
-    return not (isinstance(value, str) and value.strip().lower() in ("", "none"))
-
-
-def _as_promises(value: Any) -> Any:
-    """Return promise items, parsing the JSON text a Jinja template renders a list into."""
-    if not isinstance(value, str):
-        return value
-    try:
-        return json.loads(value)
-    except ValueError:
-        pass
-    try:
-        # "{{ params.promises }}" renders a list as its Python repr (single quotes), not JSON.
-        return ast.literal_eval(value.strip())
-    except (ValueError, SyntaxError):
-        raise D6InputError(
-            "not a JSON list",
-            field="promise_to_pays",
-            allowed='[{"date_promised", "amount_promised"}, ...]',
-        ) from None
 
 
 __all__ = ["ACTIONS", "NOTE_FIELDS", "D6DebtorNoteOperator"]

@@ -22,7 +22,7 @@ from airflow.sdk import Asset, AssetAlias, BaseOperator, ObjectStoragePath
 
 from airflow_provider_d6.exceptions import D6InputError
 from airflow_provider_d6.hooks._endpoints import RESOURCE_FIELDS
-from airflow_provider_d6.operators._coerce import as_choice, as_int
+from airflow_provider_d6.validation import check_choice, check_id
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -83,9 +83,9 @@ class D6ToStorageOperator(BaseOperator):
         d6_conn_id: str = "d6_default",
         **kwargs: Any,
     ) -> None:
-        self.format = as_choice(format, "format", FORMATS)
+        self.format = check_choice(format, "format", FORMATS)
         if not _is_templated(resource):
-            as_choice(resource, "resource", RESOURCE_FIELDS)
+            check_choice(resource, "resource", RESOURCE_FIELDS)
         if _is_static_path(path):
             _storage_uri(path)
         if "outlets" not in kwargs:
@@ -109,8 +109,8 @@ class D6ToStorageOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Export the collection and return the path, counts and sha256 for XCom."""
-        resource = as_choice(self.resource, "resource", RESOURCE_FIELDS)
-        school_id = as_int(
+        resource = check_choice(self.resource, "resource", RESOURCE_FIELDS)
+        school_id = check_id(
             self.school_id, "school_id", optional=resource in SCHOOL_OPTIONAL_RESOURCES
         )
         filters = _as_filters(self.filters)

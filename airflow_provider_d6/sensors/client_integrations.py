@@ -12,7 +12,6 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
 
 from airflow_provider_d6.exceptions import D6NotAuthorisedError
-from airflow_provider_d6.operators._coerce import as_choice, as_int
 from airflow_provider_d6.triggers.client_integrations import (
     TRANSIENT_ERRORS,
     UNTIL_CHOICES,
@@ -21,6 +20,7 @@ from airflow_provider_d6.triggers.client_integrations import (
     describe_wait,
     is_activated,
 )
+from airflow_provider_d6.validation import check_choice, check_id
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -65,7 +65,7 @@ class ClientIntegrationSensor(BaseSensorOperator):
         self.school_id = school_id
         self.api_type_id = api_type_id
         # Not templated, so a bad value can fail the DAG import instead of a run.
-        self.until = as_choice(until, "until", UNTIL_CHOICES)
+        self.until = check_choice(until, "until", UNTIL_CHOICES)
         self.d6_conn_id = d6_conn_id
         self.deferrable = deferrable
 
@@ -80,9 +80,7 @@ class ClientIntegrationSensor(BaseSensorOperator):
 
     def _pair(self) -> tuple[int, int]:
         """Return the rendered ``(school_id, api_type_id)`` as ints, or raise naming the field."""
-        school_id = as_int(self.school_id, "school_id")
-        api_type_id = as_int(self.api_type_id, "api_type_id")
-        return int(school_id), int(api_type_id)  # type: ignore[arg-type]
+        return check_id(self.school_id, "school_id"), check_id(self.api_type_id, "api_type_id")
 
     def execute(self, context: Context) -> Any:
         """Poke once; then defer to the trigger, or keep poking (poke/reschedule mode)."""

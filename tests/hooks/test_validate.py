@@ -1,14 +1,27 @@
-"""Input checks happen before any request and name the offending field."""
+"""Input checks happen before any request, follow one rule per type and name the field."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 
 import pytest
 
 from airflow_provider_d6.exceptions import D6InputError
 from airflow_provider_d6.hooks._endpoints import ENDPOINTS
-from airflow_provider_d6.hooks._validate import check_filters, check_note
+from airflow_provider_d6.validation import (
+    MAX_ID,
+    check_bool,
+    check_choice,
+    check_date,
+    check_filters,
+    check_id,
+    check_int,
+    check_money,
+    check_note,
+    is_given,
+    parse_structured,
+)
 
 TODAY = date(2026, 6, 15)
 
@@ -178,3 +191,217 @@ def test_documented_ids_coerced_money_and_codes_kept():
         "note_id": 13000001,
         "amount_promised": "150.00",
     }
+
+
+# -- one rule per type ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(1, 1), ("1000", 1000), (" 42 ", 42), ("007", 7), (MAX_ID, MAX_ID), (str(MAX_ID), MAX_ID)],
+)
+def test_ids_are_ints_or_plain_ascii_digits(value, expected):
+    assert check_id(value, "school_id") == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        True,
+        False,
+        0,
+        -5,
+        1.0,
+        "1.0",
+        "+5",
+        "-5",
+        "1e3",
+        "0x10",
+        "1_000",
+        "١٢٣",  # Arabic-Indic digits
+        "²",
+        "１２",  # full-width digits
+        "",
+        "None",
+        None,
+        MAX_ID + 1,
+        10**30,
+        "9" * 5000,
+        "0" * 5000 + "1",
+        [1],
+    ],
+)
+def test_ids_refuse_everything_else_naming_the_field(value):
+    with pytest.raises(D6InputError) as info:
+        check_id(value, "school_id")
+    assert info.value.field == "school_id"
+    assert "school_id" in str(info.value) and info.value.allowed
+
+
+def test_optional_ids_take_what_jinja_renders_for_none():
+    assert [check_id(v, "note_id", optional=True) for v in (None, "None", "", " none ")] == [
+        None
+    ] * 4
+    assert check_id("5", "note_id", optional=True) == 5
+    with pytest.raises(D6InputError, match="or None"):
+        check_id("five", "note_id", optional=True)
+
+
+def test_int_bounds_are_named_in_the_error():
+    assert check_int("8", "max_concurrency", minimum=1) == 8
+    with pytest.raises(D6InputError) as info:
+        check_int(0, "max_concurrency", minimum=1)
+    assert info.value.allowed == "an integer >= 1"
+    with pytest.raises(D6InputError) as info:
+        check_int(11, "n", minimum=1, maximum=10)
+    assert info.value.allowed == "an integer 1..10"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (True, True),
+        (False, False),
+        (1, True),
+        (0, False),
+        ("true", True),
+        (" TRUE ", True),
+        ("Yes", True),
+        ("1", True),
+        ("false", False),
+        ("no", False),
+        ("0", False),
+    ],
+)
+def test_bools_take_true_false_yes_no_1_0(value, expected):
+    assert check_bool(value, "state") is expected
+
+
+@pytest.mark.parametrize("value", ["on", "off", "y", "n", "t", "maybe", "", 2, -1, 1.0, None, []])
+def test_bools_refuse_everything_else(value):
+    with pytest.raises(D6InputError) as info:
+        check_bool(value, "state")
+    assert info.value.field == "state"
+    assert "true, false, yes, no, 1 or 0" in str(info.value)
+
+
+def test_hook_filters_and_operators_share_the_bool_rule():
+    """A value a filter refuses is refused by an operator argument too, and the other way round."""
+    from airflow_provider_d6.operators.client_integrations import parse_desired_states
+
+    for value in ("on", "y"):
+        with pytest.raises(D6InputError):
+            check_filters(ENDPOINTS["learners"], {"all_accounts": value})
+        with pytest.raises(D6InputError):
+            parse_desired_states([{"school_id": 1, "api_type_id": 8, "state": value}])
+    assert check_filters(ENDPOINTS["learners"], {"all_accounts": "yes"}) == {"all_accounts": "1"}
+    assert parse_desired_states([{"school_id": "1", "api_type_id": 8, "state": "yes"}]) == {
+        (1, 8): True
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-01-02", date(2026, 1, 2)),
+        (" 2026-01-02 ", date(2026, 1, 2)),
+        ("2026-01-02T09:30", date(2026, 1, 2)),
+        ("2026-01-02 09:30:15.123456+02:00", date(2026, 1, 2)),
+        ("2026-01-02T23:59:59Z", date(2026, 1, 2)),
+        (datetime(2026, 1, 2, 9), date(2026, 1, 2)),
+        (date(2026, 1, 2), date(2026, 1, 2)),
+    ],
+)
+def test_dates_are_iso_days(value, expected):
+    assert check_date(value, "date") == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "20260102",
+        "2026-W01-1",
+        "2026-002",
+        "2026-01-02Tgarbage",
+        "2026-01-02T",
+        "2026-13-01",
+        "02/01/2026",
+        "٢٠٢٦-٠١-٠٢",
+        "",
+        20260102,
+        None,
+    ],
+)
+def test_dates_refuse_other_iso_forms_and_garbage(value):
+    with pytest.raises(D6InputError) as info:
+        check_date(value, "start_date")
+    assert info.value.field == "start_date" and "YYYY-MM-DD" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("150.00", "150.00"), ("150.5", "150.5"), (150, "150.00"), (Decimal("99.99"), "99.99")],
+)
+def test_amounts_are_exact_decimals(value, expected):
+    assert check_money(value, "amount_promised") == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "0",
+        "-1.00",
+        "1.234",
+        "١٥٠.00",
+        "150.00x",
+        "1e2",
+        150.0,
+        True,
+        Decimal("NaN"),
+        Decimal("1.234"),
+    ],
+)
+def test_amounts_refuse_floats_rounding_and_non_ascii_digits(value):
+    with pytest.raises(D6InputError) as info:
+        check_money(value, "amount_promised")
+    assert info.value.field == "amount_promised"
+
+
+def test_choices_return_their_canonical_spelling():
+    assert check_choice(" CSV ", "format", ("jsonl", "csv")) == "csv"
+    params = check_filters(ENDPOINTS["promises_to_pay"], {"promise_completed": "partial"})
+    assert params == {"promise_completed": "Partial"}
+    with pytest.raises(D6InputError, match="jsonl, csv"):
+        check_choice("xml", "format", ("jsonl", "csv"))
+
+
+def test_structured_text_is_json_or_the_literal_jinja_renders():
+    listed = [{"school_id": 1000, "api_type_id": 8, "state": True}]
+    assert (
+        parse_structured('[{"school_id": 1000, "api_type_id": 8, "state": true}]', "f", "")
+        == listed
+    )
+    assert parse_structured(repr(listed), "f", "") == listed
+    assert parse_structured(listed, "f", "") is listed
+
+
+@pytest.mark.parametrize(
+    "text", ["[{school_id: 1000", "[" * 100_000, "x" * 1_000_001, "__import__('os')"]
+)
+def test_structured_text_refuses_garbage_deep_nesting_and_huge_text(text):
+    with pytest.raises(D6InputError) as info:
+        parse_structured(text, "desired_states", "a list")
+    assert info.value.field == "desired_states"
+    assert len(str(info.value)) < 200  # the text itself is never echoed
+
+
+def test_is_given_treats_jinja_none_as_missing():
+    assert [is_given(v) for v in (None, "", "None", " none ", 0, False, "0")] == [
+        False,
+        False,
+        False,
+        False,
+        True,
+        True,
+        True,
+    ]
