@@ -22,6 +22,12 @@ from airflow.sdk import Asset, AssetAlias, BaseOperator, ObjectStoragePath
 
 from airflow_provider_d6.exceptions import D6InputError
 from airflow_provider_d6.hooks._endpoints import RESOURCE_FIELDS
+from airflow_provider_d6.operators.privacy import (
+    UNKNOWN_FIELD_POLICIES,
+    RecordPrivacy,
+    check_field_names,
+    read_pseudonym_key,
+)
 from airflow_provider_d6.validation import check_choice, check_id
 
 if TYPE_CHECKING:
@@ -64,6 +70,14 @@ class D6ToStorageOperator(BaseOperator):
         the new export has the same sha256; the result then says ``"skipped": True``.
     :param asset: the outlet to declare instead of the one derived from ``path``: an ``Asset``,
         an ``AssetAlias`` or a URI string.
+    :param drop_fields: fields removed from every record, embedded records included (and from
+        the CSV header); see :mod:`airflow_provider_d6.operators.privacy`.
+    :param pseudonymise: fields whose values are replaced by a keyed pseudonym (HMAC-SHA256,
+        stable across runs so joins still work), e.g. ``D6_SENSITIVE_FIELDS``.
+    :param pseudonym_key_conn_id: the Airflow connection whose password is the pseudonym key;
+        required with ``pseudonymise``.
+    :param unknown_fields: ``"refuse"`` (default) or ``"warn"`` for names in ``drop_fields`` or
+        ``pseudonymise`` that no d6 record is known to carry.
     :param d6_conn_id: the d6 connection.
     """
 
@@ -80,10 +94,25 @@ class D6ToStorageOperator(BaseOperator):
         format: str = "jsonl",
         skip_if_unchanged: bool = False,
         asset: Asset | AssetAlias | str | None = None,
+        drop_fields: Sequence[str] | None = None,
+        pseudonymise: Sequence[str] | None = None,
+        pseudonym_key_conn_id: str | None = None,
+        unknown_fields: str = "refuse",
         d6_conn_id: str = "d6_default",
         **kwargs: Any,
     ) -> None:
         self.format = check_choice(format, "format", FORMATS)
+        self.unknown_fields = check_choice(unknown_fields, "unknown_fields", UNKNOWN_FIELD_POLICIES)
+        # Not template fields: what is hidden must not depend on a trigger form or an XCom.
+        self.drop_fields, unknown_drop = check_field_names(
+            drop_fields, "drop_fields", unknown_fields=self.unknown_fields
+        )
+        self.pseudonymise, unknown_pseudo = check_field_names(
+            pseudonymise, "pseudonymise", unknown_fields=self.unknown_fields
+        )
+        self.pseudonym_key_conn_id = _privacy_key_conn(
+            self.drop_fields, self.pseudonymise, pseudonym_key_conn_id
+        )
         if not _is_templated(resource):
             check_choice(resource, "resource", RESOURCE_FIELDS)
         if _is_static_path(path):
@@ -97,6 +126,8 @@ class D6ToStorageOperator(BaseOperator):
         self.filters = filters
         self.skip_if_unchanged = bool(skip_if_unchanged)
         self.d6_conn_id = d6_conn_id
+        for name in (*unknown_drop, *unknown_pseudo):
+            self.log.warning("No d6 record is known to have a field %r; applying it anyway", name)
 
     @cached_property
     def hook(self) -> D6Hook:
@@ -115,13 +146,21 @@ class D6ToStorageOperator(BaseOperator):
         )
         filters = _as_filters(self.filters)
         target = _to_storage_path(self.path)
+        # The key is read before the first d6 request, so a missing one costs no d6 call.
+        privacy = RecordPrivacy(
+            drop_fields=self.drop_fields,
+            pseudonymise=self.pseudonymise,
+            key=read_pseudonym_key(self.pseudonym_key_conn_id) if self.pseudonymise else None,
+        )
 
         records = self.hook.iter_resource(resource, school_id, **filters)
+        if privacy.active:
+            records = privacy.iter_apply(records)
         outcome = write_atomically(
             target,
             records,
             format=self.format,
-            fields=RESOURCE_FIELDS[resource],
+            fields=[f for f in RESOURCE_FIELDS[resource] if f not in self.drop_fields],
             skip_if_unchanged=self.skip_if_unchanged,
         )
         result = {
@@ -131,6 +170,9 @@ class D6ToStorageOperator(BaseOperator):
             "format": self.format,
             **outcome,
         }
+        if privacy.active:
+            result["dropped_fields"] = list(self.drop_fields)
+            result["pseudonymised_fields"] = list(self.pseudonymise)
         self.log.info(
             "%s %s: %d records, %d bytes, sha256 %s -> %s",
             "Unchanged, kept" if result["skipped"] else "Wrote",
@@ -364,6 +406,30 @@ def _is_static_path(path: Any) -> bool:
     return isinstance(path, ObjectStoragePath) or (
         isinstance(path, str) and not _is_templated(path)
     )
+
+
+def _privacy_key_conn(
+    drop_fields: Sequence[str], pseudonymise: Sequence[str], conn_id: Any
+) -> str | None:
+    """Check the privacy options together; return the key connection's id (when needed)."""
+    both = sorted(set(drop_fields) & set(pseudonymise))
+    if both:
+        raise D6InputError(
+            f"{', '.join(both)} cannot be both dropped and pseudonymised",
+            field="pseudonymise",
+            allowed="fields not in drop_fields",
+        )
+    if conn_id is not None and (not isinstance(conn_id, str) or not conn_id.strip()):
+        raise D6InputError(
+            "not a connection id", field="pseudonym_key_conn_id", allowed="an Airflow conn id"
+        )
+    if pseudonymise and conn_id is None:
+        raise D6InputError(
+            "pseudonymise needs a key",
+            field="pseudonym_key_conn_id",
+            allowed="the id of an Airflow connection whose password is the pseudonym key",
+        )
+    return conn_id.strip() if conn_id else None
 
 
 def _as_filters(value: Any) -> dict[str, Any]:
