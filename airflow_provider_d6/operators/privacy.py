@@ -43,9 +43,6 @@ D6_SENSITIVE_FIELDS: tuple[str, ...] = (
     "admin_email_address",
     "mobile_number",
     "telephone_number",
-    "cell_number",
-    "work_number",
-    "home_number",
     # addresses
     "residential_address",
     "postal_address",
