@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException
 
 
 class D6Error(AirflowException):
     """Base class of every error raised for a d6 request or response."""
+
+    # AirflowException types this class attribute as an HTTPStatus for its own API server's
+    # answers; a d6 error carries the status d6 answered with, or None when no answer came.
+    status_code: int | None  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -47,7 +51,7 @@ class D6Error(AirflowException):
             text = f"{text} ({details})"
         return text
 
-    def __reduce__(self):  # keep keyword-only state when pickled across processes
+    def __reduce__(self) -> tuple[Any, ...]:  # keep keyword-only state when pickled
         return (
             _rebuild,
             (

@@ -79,7 +79,9 @@ class ClientIntegrationsOperator(BaseOperator):
         self.api_type_id = api_type_id
         self.state = state
         self.desired_states = desired_states
-        self.dry_run = dry_run
+        # Shadows BaseOperator.dry_run(), a render-only helper Airflow itself never calls:
+        # "dry_run" is this operator's documented, templated argument.
+        self.dry_run = dry_run  # type: ignore[assignment, method-assign]
         self.fail_on_unauthorised = fail_on_unauthorised
         self.max_concurrency = max_concurrency
 
@@ -109,12 +111,14 @@ class ClientIntegrationsOperator(BaseOperator):
                 field="desired_states",
                 allowed="None when state (with school_id and api_type_id) is given",
             )
+        desired: dict[Pair, bool]
         if state is not None:
-            for field, value in (("school_id", school_id), ("api_type_id", api_type_id)):
-                if value is None:
-                    raise D6InputError(
-                        "required when state is given", field=field, allowed="an integer >= 1"
-                    )
+            if school_id is None or api_type_id is None:
+                raise D6InputError(
+                    "required when state is given",
+                    field="school_id" if school_id is None else "api_type_id",
+                    allowed="an integer >= 1",
+                )
             desired = {(school_id, api_type_id): state}
         else:
             for field, value in (("school_id", school_id), ("api_type_id", api_type_id)):
@@ -173,8 +177,8 @@ class ClientIntegrationsOperator(BaseOperator):
         # One walk, filtered as narrowly as the input allows: a walk reads up to a page (50 records)
         # per request, so for many schools it costs far fewer requests than one lookup per pair.
         current: dict[Pair, dict[str, Any]] = {}
-        school_names: dict[int, str] = {}
-        api_type_names: dict[int, str] = {}
+        school_names: dict[int, str | None] = {}
+        api_type_names: dict[int, str | None] = {}
         for record in self.hook.iter_client_integrations(
             school_id=next(iter(schools)) if len(schools) == 1 else None,
             api_type_id=next(iter(api_types)) if len(api_types) == 1 else None,
@@ -187,8 +191,8 @@ class ClientIntegrationsOperator(BaseOperator):
 
         to_apply: list[dict[str, Any]] = []
         for pair in sorted(desired):
-            record = current.get(pair)
-            before = is_activated(record) if record is not None else None
+            found = current.get(pair)
+            before = is_activated(found) if found is not None else None
             entry = {
                 "school_id": pair[0],
                 "school_name": school_names.get(pair[0]),
@@ -198,7 +202,7 @@ class ClientIntegrationsOperator(BaseOperator):
                 "after": before,
                 "desired": desired[pair],
             }
-            if record is None:
+            if found is None:
                 # d6 lists only the pairs a school has authorised; no write is sent for the others.
                 report["not_authorised"].append(entry)
             elif before == desired[pair]:

@@ -134,7 +134,7 @@ class D6DebtorNoteOperator(BaseOperator):
             # connection) is even built, and names the operator argument at fault.
             check_note(fields, today=date.today(), updating=self.action == "update")
 
-        if self.action == "create":
+        if note_id is None:
             result = self.hook.create_note(school_id, **fields, if_not_exists=True)
         elif self.action == "update":
             result = self.hook.update_note(school_id, note_id, **fields)

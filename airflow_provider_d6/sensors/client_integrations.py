@@ -144,16 +144,17 @@ class ClientIntegrationSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Turn the trigger's event into the record, a sensor timeout (or skip), or a failure."""
-        status = event.get("status") if isinstance(event, dict) else None
+        payload = event if isinstance(event, dict) else {}
+        status = payload.get("status")
         if status == "success":
             self.log.info("Condition met in the triggerer.")
-            return event["record"]  # type: ignore[index]
+            return payload["record"]
         if status == "timeout":
-            message = event.get("message") or "Timed out"  # type: ignore[union-attr]
+            message = payload.get("message") or "Timed out"
             if self.soft_fail or self.never_fail:
                 raise AirflowSkipException(message)
             raise AirflowSensorTimeout(message)
-        message = event.get("message") if isinstance(event, dict) else None
+        message = payload.get("message")
         error = AirflowException(message or f"Unexpected event from the trigger: {event!r}")
         if self.never_fail:
             raise AirflowSkipException(str(error)) from error

@@ -103,7 +103,9 @@ class ClientIntegrationTrigger(BaseTrigger):
         soft_fail: bool = False,
         deadline: float | None = None,
     ) -> None:
-        super().__init__()
+        # Airflow's BaseTrigger.__init__ has no annotations, and untyped_calls_exclude does not
+        # reach super() calls.
+        super().__init__()  # type: ignore[no-untyped-call]
         if until not in UNTIL_CHOICES:
             raise ValueError(f"until must be one of {', '.join(UNTIL_CHOICES)}, not {until!r}")
         self.school_id = int(school_id)
