@@ -14,30 +14,44 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from d6_sandbox.app import Sandbox, start_server
+from d6_sandbox.app import PROFILES, TYPE8_LABELS, Sandbox, start_server
 from d6_sandbox.faults import KINDS
 
 PASSWORD_ENV = "D6_SANDBOX_PASSWORD"
+DEFAULT_USERNAME = "sandbox-user"
+DEFAULT_PASSWORD = "sandbox-pass"
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the command-line parser."""
     parser = argparse.ArgumentParser(
-        prog="d6-sandbox", description="A local emulator of the d6+ Integrate API."
+        prog="d6-sandbox",
+        description="A local emulator of the d6+ Integrate API.",
+        epilog=(
+            "Call it as d6 is called: every request carries the headers HTTP-X-USERNAME and "
+            "HTTP-X-PASSWORD with the values above (and HTTP-X-SCHOOLID on Finance+ calls), e.g. "
+            "curl -H 'HTTP-X-USERNAME: sandbox-user' -H 'HTTP-X-PASSWORD: sandbox-pass' "
+            "http://127.0.0.1:8600/api/v2/settings/clientintegrations"
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to bind (loopback unless --allow-non-loopback)"
     )
     parser.add_argument("--port", type=int, default=8600, help="port to bind; 0 picks a free one")
-    parser.add_argument("--username", default="sandbox-user", help="integrator username to accept")
+    parser.add_argument("--username", default=DEFAULT_USERNAME, help="integrator username to accept")
     parser.add_argument(
         "--password",
-        default=os.environ.get(PASSWORD_ENV, "sandbox-pass"),
-        help=f"integrator password to accept (default: ${PASSWORD_ENV} or sandbox-pass)",
+        # SUPPRESS keeps a password taken from the environment out of --help's defaults.
+        default=argparse.SUPPRESS,
+        help=f"integrator password to accept (default: ${PASSWORD_ENV} if set, else "
+        f"{DEFAULT_PASSWORD}; prefer the variable: other local users can read a command line)",
     )
     parser.add_argument("--seed", type=int, default=1, help="seed of the generated district")
     parser.add_argument("--schools", type=int, default=25, help="number of schools (ids from 1000)")
-    parser.add_argument("--learners-per-school", type=int, default=400)
+    parser.add_argument(
+        "--learners-per-school", type=int, default=400, help="learners generated per school"
+    )
     parser.add_argument(
         "--rate-limit",
         type=float,
@@ -66,6 +80,21 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="seconds after activation before Finance+ answers for a school (live: 60-120)",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default="live",
+        help="live: the v2 activation route (PATCH /v2/settings/clientintegrations) answers "
+        "route_not_found as integrators report of the live service, so clients must use "
+        "PATCH /v1/settings/clients/{school_id}; docs: every route as d6 documents it",
+    )
+    parser.add_argument(
+        "--type8-label",
+        choices=sorted(TYPE8_LABELS),
+        default="docs",
+        help="name of API type 8 in Get Client Integrations: docs 'Admin+ API', "
+        "live 'd6 Integrate API' (as seen on live accounts)",
     )
     parser.add_argument(
         "--tls", action="store_true", help="serve https with a generated self-signed CA"
@@ -119,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not hasattr(args, "password"):
+        args.password = os.environ.get(PASSWORD_ENV, DEFAULT_PASSWORD)
     if not is_loopback(args.host) and not args.allow_non_loopback:
         parser.error(
             f"refusing to bind {args.host}: the sandbox accepts any caller with its well-known "
@@ -139,6 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_allowed_limit=args.max_allowed_limit,
             default_limit=args.default_limit,
             activation_delay_s=args.activation_delay_s,
+            profile=args.profile,
+            type8_label=args.type8_label,
         )
     except ValueError as exc:
         parser.error(str(exc))

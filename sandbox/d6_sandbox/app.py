@@ -11,39 +11,50 @@ import hmac
 import re
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
 from d6_sandbox import finance, settings
-from d6_sandbox.data import District
+from d6_sandbox.data import API_TYPES, District, Integration
 from d6_sandbox.faults import IMMEDIATE, FaultPlan, truncate
 from d6_sandbox.protocol import (
     NOT_AUTHORISED,
+    D6Failure,
     D6Reply,
+    Handler,
     RequestContext,
-    error_response,
+    Route,
+    api_version,
+    bad_credentials,
+    not_activated,
+    not_authorised,
+    rate_limited,
     route_not_found,
     validation_failed,
 )
 from d6_sandbox.ratelimit import RateLimiter
 
-Handler = Callable[[RequestContext], Awaitable[web.Response]]
+__all__ = ["NOT_AUTHORISED", "PROFILES", "ROUTES", "Handler", "Route", "Sandbox", "start_server"]
+
 SCHOOL_HEADER = "HTTP-X-SCHOOLID"
 _VERSION = re.compile(r"v\d+\Z")
 LOG_LIMIT = 200_000
 
-
-@dataclass(frozen=True)
-class Route:
-    """One d6 path: handlers for the collection and (when it has ``/{id}``) for one item."""
-
-    methods: dict[str, Handler]
-    item_methods: dict[str, Handler] = field(default_factory=dict)
-    school_scoped: bool = True
-    id_name: str = "id"
+# What differs between the service as documented and as integrators meet it live.
+#   live: the documented v2 activation route (PATCH/POST /v2/settings/clientintegrations)
+#         answers route_not_found; activate with PATCH /v1/settings/clients/{school_id}.
+#   docs: every documented route answers as the docs say.
+PROFILES: dict[str, dict[str, Any]] = {
+    "live": {"v2_activation_route": False},
+    "docs": {"v2_activation_route": True},
+}
+# The name Get Client Integrations gives API type 8: the docs' "Admin+ API", or the
+# "d6 Integrate API" integrators saw on their live accounts.
+TYPE8_LABELS = {"docs": "Admin+ API", "live": "d6 Integrate API"}
+# Rate limiting of requests whose credentials are wrong: they never touch the integrator's
+# bucket; they share one bucket per client address at the same rate (d6's rule is a [gap]).
+UNAUTHENTICATED_BUCKET = "\x00unauthenticated "
 
 
 _NOTES = "v2/finplus/debtmanagement/debtornotes"
@@ -122,17 +133,23 @@ class Sandbox:
         max_allowed_limit: int = 50,
         default_limit: int = 10,
         activation_delay_s: float = 0.0,
+        profile: str = "live",
+        type8_label: str = "docs",
     ) -> None:
         if not 1 <= default_limit <= max_allowed_limit:
             raise ValueError("default_limit must be between 1 and max_allowed_limit")
+        _check_choice("profile", profile, PROFILES)
+        _check_choice("type8_label", type8_label, TYPE8_LABELS)
         self._username = username.encode()
         self._password = password.encode()
         self.seed = seed
         self.district = District(seed, schools, learners_per_school)
         self._initial_config: dict[str, Any] = {
+            "profile": profile,
+            **PROFILES[profile],
+            "type8_label": type8_label,
             "rate_limit": float(rate_limit),
             "latency_ms": float(latency_ms),
-            "v2_activation_route": True,
             "max_allowed_limit": max_allowed_limit,
             "default_limit": default_limit,
             "activation_delay_s": float(activation_delay_s),
@@ -155,15 +172,32 @@ class Sandbox:
         self.log.clear()
 
     def configure(self, changes: dict[str, Any]) -> dict[str, Any]:
-        """Apply runtime settings (``None`` values are ignored); raise ValueError on a bad one."""
+        """Apply runtime settings (``None`` values are ignored); raise ValueError on a bad one.
+
+        ``profile`` sets the settings of that profile first; settings given with it win.
+        """
         merged = dict(self.config)
-        for name, value in changes.items():
+        for name in changes:
             if name not in merged:
                 raise ValueError(f"unknown setting {name!r}; known: {', '.join(sorted(merged))}")
-            if value is not None:
-                merged[name] = (
-                    bool(value) if name == "v2_activation_route" else type(merged[name])(value)
-                )
+        profile = changes.get("profile")
+        if profile is not None:
+            _check_choice("profile", profile, PROFILES)
+            merged.update(profile=profile, **PROFILES[profile])
+        for name, value in changes.items():
+            if value is None or name == "profile":
+                continue
+            if name == "v2_activation_route":
+                if not isinstance(value, bool):
+                    raise ValueError("v2_activation_route must be true or false")
+                merged[name] = value
+            elif name == "type8_label":
+                _check_choice(name, value, TYPE8_LABELS)
+                merged[name] = value
+            else:
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise ValueError(f"{name} must be a number")
+                merged[name] = type(merged[name])(value)
         if not 1 <= merged["default_limit"] <= merged["max_allowed_limit"]:
             raise ValueError("default_limit must be between 1 and max_allowed_limit")
         if merged["rate_limit"] < 0 or merged["latency_ms"] < 0 or merged["activation_delay_s"] < 0:
@@ -173,12 +207,24 @@ class Sandbox:
         self.config = merged
         return merged
 
+    def api_type_name(self, api_type_id: int) -> str:
+        """Return the name Get Client Integrations shows for *api_type_id*."""
+        if api_type_id == 8:
+            return TYPE8_LABELS[self.config["type8_label"]]
+        return API_TYPES[api_type_id]
+
+    def integration_record(self, integration: Integration) -> dict[str, Any]:
+        """Render *integration* as Get Client Integrations does, with the configured labels."""
+        record = self.district.integration_record(integration)
+        record["api_type"] = self.api_type_name(integration.api_type_id)
+        return record
+
     @property
     def page_settings(self) -> dict[str, int]:
         """Return the page-size settings pagination reads."""
         return self.config
 
-    def route_not_found_response(self) -> web.Response:
+    def route_not_found_response(self) -> web.Response:  # kept for existing handlers
         """Answer as d6 does for a route it does not serve."""
         return route_not_found()
 
@@ -214,7 +260,7 @@ class Sandbox:
         if fault == "drop_before":
             raise DroppedConnection
         if fault in IMMEDIATE:
-            response = self.faults.immediate_response(fault)
+            response = self.faults.immediate_response(fault, api_version(path))
             entry["status"] = response.status
             return response
         if fault == "latency":
@@ -237,11 +283,34 @@ class Sandbox:
     async def _answer(
         self, request: web.BaseRequest, method: str, path: str, school_header: str | None
     ) -> web.Response:
-        wait = self.limiter.acquire(request.headers.get("HTTP-X-USERNAME", ""))
+        version = api_version(path)
+        try:
+            return await self._dispatch(request, method, path, school_header, version)
+        except D6Failure as failure:
+            return failure.render(version)
+        except D6Reply as reply:
+            return reply.response
+
+    async def _dispatch(
+        self,
+        request: web.BaseRequest,
+        method: str,
+        path: str,
+        school_header: str | None,
+        version: str,
+    ) -> web.Response:
+        # Authenticate first, then count: a caller with a wrong password must not use up the
+        # integrator's quota. Unauthenticated requests share one bucket per client address.
+        authenticated = self._authenticated(request.headers)
+        if authenticated:
+            bucket = self._username.decode()
+        else:
+            bucket = UNAUTHENTICATED_BUCKET + (request.remote or "")
+        wait = self.limiter.acquire(bucket)
         if wait:
-            return error_response(429, "Too Many Attempts.", headers={"Retry-After": str(wait)})
-        if not self._authenticated(request.headers):
-            return error_response(401, "Invalid username or password")
+            raise rate_limited(str(wait))
+        if not authenticated:
+            raise bad_credentials()
         parts = path.split("/")
         if len(parts) < 2 or parts[1] != "api":
             return route_not_found()
@@ -259,20 +328,17 @@ class Sandbox:
         handler = (route.item_methods if item_text is not None else route.methods).get(method)
         if handler is None:
             return route_not_found()
-        try:
-            school_id = self._school(route, school_header)
-            item_id = None
-            if item_text is not None:
-                if not item_text.lstrip("-").isdigit():
-                    raise validation_failed(
-                        {route.id_name: f"The {route.id_name} must be an integer."}
-                    )
-                item_id = int(item_text)
-            body = await request.read() if method in ("POST", "PATCH", "PUT", "DELETE") else b""
-            ctx = RequestContext(self, method, path, request.query, item_id, school_id, body)
-            return await handler(ctx)
-        except D6Reply as reply:
-            return reply.response
+        school_id = self._school(route, school_header)
+        item_id = None
+        if item_text is not None:
+            if not item_text.lstrip("-").isdigit():
+                raise validation_failed({route.id_name: f"The {route.id_name} must be an integer."})
+            item_id = int(item_text)
+        if route.school_in_path:
+            school_id, item_id = self._path_school(route, item_id), None
+        body = await request.read() if method in ("POST", "PATCH", "PUT", "DELETE") else b""
+        ctx = RequestContext(self, method, path, request.query, item_id, school_id, body, version)
+        return await handler(ctx)
 
     def _school(self, route: Route, school_header: str | None) -> int | None:
         if not route.school_scoped:
@@ -287,8 +353,35 @@ class Sandbox:
         if school_id not in self.district.schools or not self.district.has_finance_access(
             school_id, self.config["activation_delay_s"]
         ):
-            raise D6Reply(error_response(401, NOT_AUTHORISED))
+            raise not_authorised()
         return school_id
+
+    def _path_school(self, route: Route, school_id: int | None) -> int:
+        """Check the school of a v1 ``.../{school_login_id}`` route for the route's module."""
+        if school_id is None:  # pragma: no cover - routes declare item_methods only
+            raise D6Reply(route_not_found())
+        api_type_id = route.api_type_id
+        integration = (
+            self.district.integrations.get((school_id, api_type_id))
+            if api_type_id is not None
+            else None
+        )
+        if school_id not in self.district.schools or (
+            api_type_id is not None and integration is None
+        ):
+            raise not_authorised()
+        if route.require_activation and integration is not None:
+            settled = (
+                time.monotonic() - integration.activated_at >= self.config["activation_delay_s"]
+            )
+            if not (integration.activated and settled):
+                raise not_activated(API_TYPES[integration.api_type_id])
+        return school_id
+
+
+def _check_choice(name: str, value: Any, allowed: dict[str, Any]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
 
 
 def _int_or_none(text: str | None) -> int | None:

@@ -123,7 +123,7 @@ def _authorise(sandbox: Sandbox, body: dict[str, Any], authorise: bool) -> dict[
         integration = district.integrations[key] = Integration(
             school_id, api_type_id, activated=False
         )
-    return district.integration_record(integration)
+    return sandbox.integration_record(integration)
 
 
 def _public(record: dict[str, Any]) -> dict[str, Any]:
@@ -144,7 +144,7 @@ def ground_truth(sandbox: Sandbox, collection: str, school_id: int | None) -> li
         return list(district.schools.values())
     if collection == "client_integrations":
         return [
-            district.integration_record(i)
+            sandbox.integration_record(i)
             for i in district.sorted_integrations()
             if school_id in (None, i.school_id)
         ]

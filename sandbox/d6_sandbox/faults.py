@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from d6_sandbox.protocol import error_response, route_not_found
+from d6_sandbox.protocol import V2, D6Failure, rate_limited, route_not_found
 
 # Faults answered without processing the request.
 IMMEDIATE = ("500", "502", "503", "429", "html403", "empty200", "route_not_found", "drop_before")
@@ -103,20 +103,21 @@ class FaultPlan:
             return self.rng.choice(self.kinds)
         return None
 
-    def immediate_response(self, kind: str) -> web.Response:
-        """Build the reply of a fault that answers without processing the request."""
+    def immediate_response(self, kind: str, version: str = V2) -> web.Response:
+        """Build the reply of a fault that answers without processing the request.
+
+        d6's own errors (500, 503, 429) take the error shape of the route's API *version*.
+        """
         if kind == "500":
-            return error_response(500, "Server Error")
+            return D6Failure(500, "Server Error").render(version)
         if kind == "502":
             return web.Response(status=502, text=BAD_GATEWAY_PAGE, content_type="text/html")
         if kind == "503":
-            return error_response(
+            return D6Failure(
                 503, "Service Unavailable", headers={"Retry-After": self.retry_after}
-            )
+            ).render(version)
         if kind == "429":
-            return error_response(
-                429, "Too Many Attempts.", headers={"Retry-After": self.retry_after}
-            )
+            return rate_limited(self.retry_after).render(version)
         if kind == "html403":
             return web.Response(status=403, text=FIREWALL_PAGE, content_type="text/html")
         if kind == "empty200":

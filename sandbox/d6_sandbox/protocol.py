@@ -2,6 +2,15 @@
 
 Everything here is plain functions over dicts so that a request costs one ``json.dumps`` and no
 framework machinery beyond aiohttp's low-level server.
+
+Error bodies follow the API version of the route (the path's ``v1``/``v2`` segment): a handler
+raises :class:`D6Failure` (or :func:`validation_failed`, :func:`not_found`, ...) without caring
+which version it serves, and the dispatcher renders it as ``{"success": false, "message",
+"validation_errors"?}`` on v2 routes and as ``{"error", "error_description"}`` on v1 routes. The
+dispatcher does the same for what it answers itself (bad credentials, 429, a bad id in the
+path, a school that has not authorised us), so a v1 route plugged into ``app.ROUTES`` gets v1
+bodies, authentication and rate limiting with no code of its own. ``route_not_found`` is v1-shaped
+on every version, as the live service answers it.
 """
 
 from __future__ import annotations
@@ -11,12 +20,28 @@ import binascii
 import datetime as dt
 import json
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
 JSON_TYPE = "application/json"
+
+
+V1, V2 = "v1", "v2"
+# v1's "Errors and Bad Requests" page: ``error`` is the HTTP status name (d6 writes "Not found").
+V1_STATUS_NAMES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method Not Allowed",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+}
 
 
 class D6Reply(Exception):
@@ -25,6 +50,62 @@ class D6Reply(Exception):
     def __init__(self, response: web.Response) -> None:
         super().__init__(response.status)
         self.response = response
+
+
+class D6Failure(D6Reply):
+    """A d6 error answered in the shape of the route's API version (see the module docstring).
+
+    :param status: HTTP status.
+    :param message: the v2 ``message`` and, unless *description* is given, the v1
+        ``error_description`` (for validation failures v1 joins the field messages instead).
+    :param error: the v1 ``error`` (default: the status name, e.g. ``"Not found"``).
+    :param description: the v1 ``error_description`` when it differs from *message*.
+    :param validation_errors: field to message, for validation failures.
+    :param headers: extra response headers (``Retry-After``).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        error: str | None = None,
+        description: str | None = None,
+        validation_errors: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        Exception.__init__(self, status)
+        self.status = status
+        self.message = message
+        self.error = error
+        self.description = description
+        self.validation_errors = dict(validation_errors or {})
+        self.headers = dict(headers or {})
+
+    @property
+    def response(self) -> web.Response:  # type: ignore[override]
+        """The v2 rendering (what code that predates versioned errors reads)."""
+        return self.render(V2)
+
+    def render(self, version: str) -> web.Response:
+        """Build the response in the error shape of API *version* (``"v1"`` or any other)."""
+        if version == V1:
+            description = self.description
+            if description is None:
+                description = (
+                    " ".join(self.validation_errors.values())
+                    if self.validation_errors
+                    else self.message
+                )
+            error = self.error or V1_STATUS_NAMES.get(self.status, "Error")
+            return v1_error(self.status, error, description, self.headers)
+        return error_response(self.status, self.message, self.validation_errors, self.headers)
+
+
+def api_version(path: str) -> str:
+    """Return the API version segment of a d6 path (``/api/v1/...`` -> ``"v1"``; else ``"v2"``)."""
+    parts = path.split("/", 3)
+    return V1 if len(parts) > 2 and parts[2] == V1 else V2
 
 
 def json_response(
@@ -65,27 +146,72 @@ def error_response(
     return json_response(body, status, headers)
 
 
-def v1_error(status: int, error: str, description: str) -> web.Response:
+def v1_error(
+    status: int, error: str, description: str, headers: Mapping[str, str] | None = None
+) -> web.Response:
     """Build a v1 error body: ``{"error", "error_description"}``."""
-    return json_response({"error": error, "error_description": description}, status)
+    return json_response({"error": error, "error_description": description}, status, headers)
 
 
-def validation_failed(errors: Mapping[str, str]) -> D6Reply:
-    """Return the 400 "Validation Failed" reply for *errors* (field to message)."""
-    return D6Reply(error_response(400, "Validation Failed", errors))
+def validation_failed(errors: Mapping[str, str]) -> D6Failure:
+    """Return the 400 "Validation Failed" failure for *errors* (field to message).
+
+    v1 routes answer ``{"error": "Bad Request", "error_description": <the field messages>}``.
+    """
+    return D6Failure(400, "Validation Failed", validation_errors=errors)
 
 
-def not_found(message: str) -> D6Reply:
-    """Return a 404 reply in d6's v2 shape."""
-    return D6Reply(error_response(404, message))
+def not_found(message: str) -> D6Failure:
+    """Return a 404 failure (v1: ``{"error": "Not found", "error_description": message}``)."""
+    return D6Failure(404, message)
+
+
+# What the dispatcher answers itself, in both versions' shapes.
+NOT_AUTHORISED = "Client has not authorised access"
+# v1 data pages: {"error": "Unauthorized", "error_description": "Client access not authorised"}.
+V1_NOT_AUTHORISED = "Client access not authorised"
+BAD_CREDENTIALS = "Invalid username or password"
+TOO_MANY = "Too Many Attempts."
+
+
+def bad_credentials() -> D6Failure:
+    """401 for a wrong username or password.
+
+    🔎 d6's text for this is not documented; the lookup pages show "Request not authorised" for a
+    401, but a client could not tell that from a school's refusal, so the sandbox says what it is.
+    """
+    return D6Failure(401, BAD_CREDENTIALS)
+
+
+def rate_limited(retry_after: str) -> D6Failure:
+    """429 with ``Retry-After`` (the live body is a [gap]; Laravel's wording is used)."""
+    return D6Failure(429, TOO_MANY, headers={"Retry-After": retry_after})
+
+
+def not_authorised() -> D6Failure:
+    """401: the school has not authorised the integrator (or its integration is not active)."""
+    return D6Failure(401, NOT_AUTHORISED, description=V1_NOT_AUTHORISED)
+
+
+def not_activated(api_type_name: str) -> D6Failure:
+    """The v1 "Integration not activated" refusal for one module (e.g. ``"Admin+ API"``).
+
+    ❌ Its HTTP status is not documented (401 or 403); the sandbox answers 403, which a client
+    tells apart from the 401 of a school that has not authorised us.
+    """
+    return D6Failure(
+        403,
+        "Integration not activated",
+        error="Integration not activated",
+        description=(
+            f"Please activate the {api_type_name} for this client before making this request"
+        ),
+    )
 
 
 def route_not_found() -> web.Response:
-    """Answer an unknown route the way the live service does."""
+    """Answer an unknown route the way the live service does (v1-shaped on every version)."""
     return v1_error(404, "route_not_found", "The requested route was not found.")
-
-
-NOT_AUTHORISED = "Client has not authorised access"
 
 # ---------------------------------------------------------------------------------------------
 # Query and body parameters
@@ -261,9 +387,23 @@ def yes_no(flag: bool) -> str:
 
 
 class RequestContext:
-    """What a route handler sees of one d6 request."""
+    """What a route handler sees of one d6 request.
 
-    __slots__ = ("item_id", "method", "path", "query", "raw_body", "sandbox", "school_id")
+    ``version`` is the route's API version (``"v1"``/``"v2"``); ``school_id`` is the
+    ``HTTP-X-SCHOOLID`` school of a v2 school-scoped route, or the path's school of a v1 route
+    declared with ``school_in_path`` (then ``item_id`` is ``None``).
+    """
+
+    __slots__ = (
+        "item_id",
+        "method",
+        "path",
+        "query",
+        "raw_body",
+        "sandbox",
+        "school_id",
+        "version",
+    )
 
     def __init__(
         self,
@@ -274,6 +414,7 @@ class RequestContext:
         item_id: int | None,
         school_id: int | None,
         raw_body: bytes,
+        version: str = V2,
     ) -> None:
         self.sandbox = sandbox
         self.method = method
@@ -282,6 +423,7 @@ class RequestContext:
         self.item_id = item_id
         self.school_id = school_id
         self.raw_body = raw_body
+        self.version = version
 
     def json_body(self) -> Any:
         """Parse the request body as JSON; an empty body is ``{}``; anything else is a 400."""
@@ -290,9 +432,45 @@ class RequestContext:
         try:
             return json.loads(self.raw_body)
         except (ValueError, UnicodeDecodeError):
-            raise D6Reply(error_response(400, "The request body is not valid JSON.")) from None
+            raise D6Failure(400, "The request body is not valid JSON.") from None
 
     @property
     def page_settings(self) -> dict[str, int]:
         """Return the current ``default_limit`` and ``max_allowed_limit``."""
         return self.sandbox.page_settings
+
+
+Handler = Callable[[RequestContext], Awaitable[web.Response]]
+
+
+@dataclass(frozen=True)
+class Route:
+    """One d6 path: handlers for the collection and (when it has ``/{id}``) for one item.
+
+    Register routes in ``d6_sandbox.app.ROUTES`` under their path without ``/api/`` (for example
+    ``"v1/adminplus/learners"``). Every route gets, before its handler runs: authentication, the
+    per-credential rate limit, ``route_not_found`` for a method or form it does not serve, the
+    integer check of the path id, and error bodies in its version's shape.
+
+    :param methods: method to handler for the collection path.
+    :param item_methods: method to handler for ``path/{id}``.
+    :param school_scoped: v2 routes that need the ``HTTP-X-SCHOOLID`` header (checked: an
+        integer, a school that authorised us and has an activated integration).
+    :param id_name: the name of the path id in validation messages.
+    :param school_in_path: v1 data routes whose last path segment is the school
+        (``/v1/adminplus/learners/{school_login_id}``): the school must exist and have
+        authorised *api_type_id* (else 401 "Client access not authorised") and, when
+        *require_activation*, have it activated (else "Integration not activated"); the
+        handler then finds it in ``ctx.school_id``. Declare the handlers in *item_methods*
+        (the path without a school answers ``route_not_found``, as live).
+    :param api_type_id: the module such a route belongs to (8 Admin+, 9 Curriculum+).
+    :param require_activation: whether the module must be activated, not only authorised.
+    """
+
+    methods: dict[str, Handler]
+    item_methods: dict[str, Handler] = field(default_factory=dict)
+    school_scoped: bool = True
+    id_name: str = "id"
+    school_in_path: bool = False
+    api_type_id: int | None = None
+    require_activation: bool = True

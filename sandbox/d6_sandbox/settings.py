@@ -9,11 +9,10 @@ from aiohttp import web
 
 from d6_sandbox.data import API_TYPES, Integration
 from d6_sandbox.protocol import (
-    NOT_AUTHORISED,
     D6Reply,
     RequestContext,
-    error_response,
     json_response,
+    not_authorised,
     paginate,
     parse_bool,
     parse_int,
@@ -35,7 +34,7 @@ async def get_client_integrations(ctx: RequestContext) -> web.Response:
     ]
     # Cursor keys: one integer per pair that sorts like (school_id, api_type_id).
     keys = [i.school_id * 1000 + i.api_type_id for i in items]
-    return paginate(items, keys, ctx.query, ctx.page_settings, district.integration_record)
+    return paginate(items, keys, ctx.query, ctx.page_settings, ctx.sandbox.integration_record)
 
 
 def _find(ctx: RequestContext, school_id: int, api_type_id: int) -> Integration | None:
@@ -77,15 +76,15 @@ async def change_client_integration_state(ctx: RequestContext) -> web.Response:
         raise validation_failed(errors)
     integration = _find(ctx, values["school_id"], values["api_type_id"])
     if integration is None:
-        return error_response(401, NOT_AUTHORISED)
+        raise not_authorised()
     word = "activated" if values["state"] else "deactivated"
     if integration.activated == values["state"]:
-        record = ctx.sandbox.district.integration_record(integration)
+        record = ctx.sandbox.integration_record(integration)
         return json_response(
             {"success": False, "message": f"Integration already {word}", "data": record}, 400
         )
     _set_state(ctx, integration, values["state"])
-    record = ctx.sandbox.district.integration_record(integration)
+    record = ctx.sandbox.integration_record(integration)
     return json_response(
         {"success": True, "message": f"Integration successfully {word}", "data": record}
     )
@@ -109,12 +108,12 @@ async def v1_get_clients(ctx: RequestContext) -> web.Response:
     """``GET /v1/settings/clients[/{school_id}]``: a bare array; 404 when there is no record."""
     district = ctx.sandbox.district
     records = [
-        _v1_record(district.integration_record(i))
+        _v1_record(ctx.sandbox.integration_record(i))
         for i in district.sorted_integrations()
         if ctx.item_id is None or i.school_id == ctx.item_id
     ]
     if not records:
-        return v1_error(404, "Not Found", "No records found")
+        return v1_error(404, "Not found", "No records found")
     return json_response(records)
 
 
@@ -141,7 +140,7 @@ async def v1_change_client_state(ctx: RequestContext) -> web.Response:
         return v1_error(400, "Bad Request", "; ".join(errors.values()))
     integration = _find(ctx, ctx.item_id, api_type_id)
     if integration is None:
-        return v1_error(401, "Unauthorized", NOT_AUTHORISED)
+        raise not_authorised()
     if integration.activated != state:
         _set_state(ctx, integration, bool(state))
     return web.Response(status=204)

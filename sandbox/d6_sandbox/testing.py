@@ -101,9 +101,17 @@ class SandboxControl:
         max_allowed_limit: int | None = None,
         default_limit: int | None = None,
         activation_delay_s: float | None = None,
+        profile: str | None = None,
+        type8_label: str | None = None,
     ) -> dict[str, Any]:
-        """Change runtime settings; ``None`` leaves one as it is. Return the whole configuration."""
+        """Change runtime settings; ``None`` leaves one as it is. Return the whole configuration.
+
+        :param profile: ``live`` or ``docs`` (sets ``v2_activation_route``; given settings win).
+        :param type8_label: ``docs`` ("Admin+ API") or ``live`` ("d6 Integrate API").
+        """
         changes = {
+            "profile": profile,
+            "type8_label": type8_label,
             "rate_limit": rate_limit,
             "latency_ms": latency_ms,
             "v2_activation_route": v2_activation_route,
@@ -224,6 +232,8 @@ def _start_process(
         "--default-limit": options["default_limit"],
         "--activation-delay-s": options["activation_delay_s"],
         "--username": options["username"],
+        "--profile": options["profile"],
+        "--type8-label": options["type8_label"],
     }
     argv = [sys.executable, "-m", "d6_sandbox", "--port", "0"]
     for flag, value in flags.items():
@@ -269,6 +279,8 @@ def run_sandbox(
     max_allowed_limit: int = 50,
     default_limit: int = 10,
     activation_delay_s: float = 0.0,
+    profile: str = "live",
+    type8_label: str = "docs",
     process: bool = False,
 ) -> Iterator[SandboxHandle]:
     """Start a sandbox on a free loopback port; stop it when the block ends.
@@ -286,6 +298,10 @@ def run_sandbox(
     :param max_allowed_limit: largest page size.
     :param default_limit: page size when none is asked for.
     :param activation_delay_s: seconds after activation before Finance+ answers for a school.
+    :param profile: ``live`` (default: the v2 activation route answers ``route_not_found``, as
+        integrators report of the live service) or ``docs`` (every route as documented).
+    :param type8_label: the name of API type 8: ``docs`` ("Admin+ API") or ``live``
+        ("d6 Integrate API", as seen on live accounts).
     :param process: run ``d6-sandbox`` as a subprocess instead of a thread of this process.
     """
     options = {
@@ -301,6 +317,8 @@ def run_sandbox(
         "max_allowed_limit": max_allowed_limit,
         "default_limit": default_limit,
         "activation_delay_s": activation_delay_s,
+        "profile": profile,
+        "type8_label": type8_label,
     }
     if process:
         proc, root, ca_path, stderr = _start_process(options, tls)

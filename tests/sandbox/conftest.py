@@ -18,3 +18,9 @@ def small(make_sandbox) -> SandboxHandle:
 def d6(small) -> D6Client:
     """A raw d6 client of the small sandbox."""
     return D6Client(small)
+
+
+@pytest.fixture
+def d6_docs(make_sandbox) -> D6Client:
+    """A raw d6 client of a small sandbox in the ``docs`` profile (the v2 activation route works)."""
+    return D6Client(make_sandbox(schools=8, learners_per_school=60, profile="docs"))

@@ -94,9 +94,10 @@ def test_truncated_fault_cuts_the_real_json_short(d6):
 
 
 def _activation(d6):
+    # The v1 route: the one the default (live) profile activates through.
     pair = pairs(d6.control, activated=False)[0]
-    body = {"school_id": pair["school_id"], "api_type_id": pair["api_type_id"], "state": True}
-    return pair, body
+    path = f"/v1/settings/clients/{pair['school_id']}"
+    return pair, path, {"api_type_id": pair["api_type_id"], "state": 1}
 
 
 def _state(d6, pair):
@@ -108,20 +109,22 @@ def _state(d6, pair):
 
 
 def test_drop_fault_applies_the_write_then_aborts_the_connection(d6):
-    pair, body = _activation(d6)
-    d6.control.set_faults(script=[{"kind": "drop", "method": "PATCH", "path": "/api/v2/settings"}])
+    pair, path, body = _activation(d6)
+    d6.control.set_faults(script=[{"kind": "drop", "method": "PATCH", "path": "/api/v1/settings"}])
     with pytest.raises(requests.ConnectionError):
-        d6.call("PATCH", CLIENT_INTEGRATIONS, json=body)
+        d6.call("PATCH", path, json=body)
     assert _state(d6, pair) == "Yes"
     assert d6.control.requests()[-1]["fault"] == "drop"
 
 
 def test_drop_before_fault_aborts_without_applying_the_write(d6):
-    pair, body = _activation(d6)
+    pair, path, body = _activation(d6)
     d6.control.set_faults(script=[{"kind": "drop_before", "method": "PATCH"}])
     with pytest.raises(requests.ConnectionError):
-        d6.call("PATCH", CLIENT_INTEGRATIONS, json=body)
+        d6.call("PATCH", path, json=body)
     assert _state(d6, pair) == "No"
+    assert d6.call("PATCH", path, json=body).status_code == 204  # the same call, unfaulted
+    assert _state(d6, pair) == "Yes"
 
 
 def test_slow_fault_outlasts_a_client_timeout(d6):
@@ -176,8 +179,9 @@ def test_authorise_and_deauthorise_play_the_school_side_of_onboarding(d6):
     )
     listed = d6.walk(CLIENT_INTEGRATIONS, params={"school_id": school_id})
     assert [(r["api_type_id"], r["activated_by_integrator"]) for r in listed] == [(9, "No")]
-    activate = {"school_id": school_id, "api_type_id": 9, "state": True}
-    assert d6.call("PATCH", CLIENT_INTEGRATIONS, json=activate).status_code == 200
+    activate = {"api_type_id": 9, "state": 1}
+    reply = d6.call("PATCH", f"/v1/settings/clients/{school_id}", json=activate)
+    assert reply.status_code == 204
     assert d6.get(f"{FIN}/learners", school_id=school_id).status_code == 200
     assert d6.control.deauthorise(school_id, 9)["removed"] is True
     assert d6.get(f"{FIN}/learners", school_id=school_id).status_code == 401

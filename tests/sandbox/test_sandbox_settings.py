@@ -62,38 +62,38 @@ def test_client_integrations_refuse_a_non_integer_filter(d6):
 
 
 @pytest.mark.parametrize("method", ["PATCH", "POST"])
-def test_change_state_answers_200_then_400_already(d6, method):
-    pair = pairs(d6.control, activated=False)[0]
+def test_change_state_answers_200_then_400_already(d6_docs, method):
+    pair = pairs(d6_docs.control, activated=False)[0]
     body = {"school_id": pair["school_id"], "api_type_id": pair["api_type_id"], "state": 1}
-    first = d6.call(method, CLIENT_INTEGRATIONS, json=body)
+    first = d6_docs.call(method, CLIENT_INTEGRATIONS, json=body)
     assert first.status_code == 200
     assert first.json()["success"] is True
     assert first.json()["message"] == "Integration successfully activated"
     assert first.json()["data"]["activated_by_integrator"] == "Yes"
-    again = d6.call(method, CLIENT_INTEGRATIONS, json=body)
+    again = d6_docs.call(method, CLIENT_INTEGRATIONS, json=body)
     assert again.status_code == 400
     assert again.json()["message"] == "Integration already activated"
     assert again.json()["data"]["school_id"] == pair["school_id"]
-    off = d6.call(method, CLIENT_INTEGRATIONS, json={**body, "state": False})
+    off = d6_docs.call(method, CLIENT_INTEGRATIONS, json={**body, "state": False})
     assert (off.status_code, off.json()["message"]) == (200, "Integration successfully deactivated")
-    off_again = d6.call(method, CLIENT_INTEGRATIONS, json={**body, "state": "0"})
+    off_again = d6_docs.call(method, CLIENT_INTEGRATIONS, json={**body, "state": "0"})
     assert (off_again.status_code, off_again.json()["message"]) == (
         400,
         "Integration already deactivated",
     )
 
 
-def test_change_state_refuses_a_pair_the_school_has_not_authorised(d6):
-    school_id = unlisted_school(d6.control)
-    reply = d6.call(
+def test_change_state_refuses_a_pair_the_school_has_not_authorised(d6_docs):
+    school_id = unlisted_school(d6_docs.control)
+    reply = d6_docs.call(
         "PATCH", CLIENT_INTEGRATIONS, json={"school_id": school_id, "api_type_id": 8, "state": True}
     )
     assert reply.status_code == 401
     assert reply.json() == {"success": False, "message": "Client has not authorised access"}
 
 
-def test_change_state_validates_every_field(d6):
-    reply = d6.call(
+def test_change_state_validates_every_field(d6_docs):
+    reply = d6_docs.call(
         "PATCH", CLIENT_INTEGRATIONS, json={"school_id": 1000, "api_type_id": 7, "state": "maybe"}
     )
     assert reply.status_code == 400
@@ -101,9 +101,9 @@ def test_change_state_validates_every_field(d6):
         "api_type_id": "The api_type_id is invalid",
         "state": "The State must be a boolean",
     }
-    missing = d6.call("POST", CLIENT_INTEGRATIONS, json={})
+    missing = d6_docs.call("POST", CLIENT_INTEGRATIONS, json={})
     assert set(missing.json()["validation_errors"]) == {"school_id", "api_type_id", "state"}
-    not_json = d6.call(
+    not_json = d6_docs.call(
         "PATCH", CLIENT_INTEGRATIONS, data="{nope", headers={"Content-Type": "application/json"}
     )
     assert not_json.status_code == 400
@@ -124,7 +124,7 @@ def test_v1_clients_are_a_bare_array_with_string_ids(d6):
 def test_v1_clients_answer_404_for_no_records(d6):
     reply = d6.get(f"/v1/settings/clients/{unlisted_school(d6.control)}")
     assert reply.status_code == 404
-    assert reply.json() == {"error": "Not Found", "error_description": "No records found"}
+    assert reply.json() == {"error": "Not found", "error_description": "No records found"}
 
 
 def test_v1_patch_answers_204_empty_and_is_idempotent(d6):
@@ -144,11 +144,14 @@ def test_v1_patch_answers_204_empty_and_is_idempotent(d6):
         json={"api_type_id": 8, "state": 1},
     )
     assert refused.status_code == 401
-    assert refused.json()["error_description"] == "Client has not authorised access"
+    assert refused.json() == {
+        "error": "Unauthorized",
+        "error_description": "Client access not authorised",
+    }
 
 
-def test_v2_activation_route_can_answer_route_not_found_as_reported_live(d6):
-    d6.control.configure(v2_activation_route=False)
+def test_the_live_profile_is_the_default_and_answers_route_not_found_for_v2_activation(d6):
+    assert d6.control.config()["profile"] == "live"
     pair = pairs(d6.control, activated=False)[0]
     for method in ("PATCH", "POST"):
         reply = d6.call(
@@ -157,14 +160,48 @@ def test_v2_activation_route_can_answer_route_not_found_as_reported_live(d6):
             json={"school_id": pair["school_id"], "api_type_id": pair["api_type_id"], "state": 1},
         )
         assert reply.status_code == 404
-        assert reply.json()["error"] == "route_not_found"
+        assert reply.json() == {
+            "error": "route_not_found",
+            "error_description": "The requested route was not found.",
+        }
     assert d6.get(CLIENT_INTEGRATIONS).status_code == 200
+    assert pairs(d6.control, activated=False)[0] == pair  # nothing changed
     fallback = d6.call(
         "PATCH",
         f"/v1/settings/clients/{pair['school_id']}",
         json={"api_type_id": pair["api_type_id"], "state": 1},
     )
     assert fallback.status_code == 204
+
+
+def test_activation_through_v1_opens_finance_in_the_live_profile(d6):
+    school_id = authorised_only_school(d6.control)
+    assert d6.get(f"{FIN}/learners", school_id=school_id).status_code == 401
+    reply = d6.call("PATCH", f"/v1/settings/clients/{school_id}", json={"api_type_id": 8, "state": 1})
+    assert reply.status_code == 204
+    assert d6.get(f"{FIN}/learners", school_id=school_id).status_code == 200
+
+
+def test_the_profile_can_be_switched_at_run_time_and_explicit_settings_win(d6_docs):
+    body = {"school_id": 1001, "api_type_id": 8, "state": 1}
+    assert d6_docs.control.config()["v2_activation_route"] is True
+    config = d6_docs.control.configure(profile="live")
+    assert (config["profile"], config["v2_activation_route"]) == ("live", False)
+    assert d6_docs.call("PATCH", CLIENT_INTEGRATIONS, json=body).status_code == 404
+    config = d6_docs.control.configure(profile="live", v2_activation_route=True)
+    assert config["v2_activation_route"] is True
+    assert d6_docs.call("PATCH", CLIENT_INTEGRATIONS, json=body).status_code == 200
+    d6_docs.control.reset()
+    assert d6_docs.control.config()["profile"] == "docs"  # reset returns to the started profile
+
+
+def test_an_unknown_profile_is_refused_naming_the_allowed_ones(d6):
+    reply = d6.session.post(
+        d6.handle.root_url + "/_sandbox/config", json={"profile": "staging"}, timeout=30
+    )
+    assert reply.status_code == 400
+    assert "live" in reply.json()["error"] and "docs" in reply.json()["error"]
+    assert d6.control.config()["profile"] == "live"
 
 
 @pytest.mark.parametrize(
@@ -194,25 +231,25 @@ def test_a_path_without_a_version_answers_200_with_an_empty_body(d6):
     assert (reply.status_code, reply.content) == (200, b"")
 
 
-def test_activation_opens_finance_for_the_school(d6):
-    school_id = authorised_only_school(d6.control)
-    assert d6.get(f"{FIN}/learners", school_id=school_id).status_code == 401
-    d6.call(
+def test_activation_opens_finance_for_the_school(d6_docs):
+    school_id = authorised_only_school(d6_docs.control)
+    assert d6_docs.get(f"{FIN}/learners", school_id=school_id).status_code == 401
+    d6_docs.call(
         "PATCH", CLIENT_INTEGRATIONS, json={"school_id": school_id, "api_type_id": 8, "state": True}
     )
-    assert d6.get(f"{FIN}/learners", school_id=school_id).status_code == 200
+    assert d6_docs.get(f"{FIN}/learners", school_id=school_id).status_code == 200
 
 
-def test_activation_delay_keeps_finance_closed_until_it_passes(d6):
+def test_activation_delay_keeps_finance_closed_until_it_passes(d6_docs):
     # [field] Data endpoints answer only 1-2 minutes after activation.
-    d6.control.configure(activation_delay_s=600)
-    school_id = authorised_only_school(d6.control)
-    d6.call(
+    d6_docs.control.configure(activation_delay_s=600)
+    school_id = authorised_only_school(d6_docs.control)
+    d6_docs.call(
         "PATCH", CLIENT_INTEGRATIONS, json={"school_id": school_id, "api_type_id": 8, "state": True}
     )
-    assert d6.get(f"{FIN}/learners", school_id=school_id).status_code == 401
-    d6.control.configure(activation_delay_s=0)
-    assert d6.get(f"{FIN}/learners", school_id=school_id).status_code == 200
+    assert d6_docs.get(f"{FIN}/learners", school_id=school_id).status_code == 401
+    d6_docs.control.configure(activation_delay_s=0)
+    assert d6_docs.get(f"{FIN}/learners", school_id=school_id).status_code == 200
 
 
 def test_the_request_log_never_holds_header_values(d6):
