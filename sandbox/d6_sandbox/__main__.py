@@ -39,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="address to bind (loopback unless --allow-non-loopback)"
     )
     parser.add_argument("--port", type=int, default=8600, help="port to bind; 0 picks a free one")
-    parser.add_argument("--username", default=DEFAULT_USERNAME, help="integrator username to accept")
+    parser.add_argument(
+        "--username", default=DEFAULT_USERNAME, help="integrator username to accept"
+    )
     parser.add_argument(
         "--password",
         # SUPPRESS keeps a password taken from the environment out of --help's defaults.

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
+import logging
 import re
 import time
 from collections import deque
 from typing import Any
 
-from aiohttp import web
+from aiohttp import web, web_protocol
+from aiohttp.http_exceptions import HttpProcessingError
 
 from d6_sandbox import finance, settings
 from d6_sandbox.data import API_TYPES, District, Integration
@@ -27,6 +30,7 @@ from d6_sandbox.protocol import (
     Route,
     api_version,
     bad_credentials,
+    json_response,
     not_activated,
     not_authorised,
     rate_limited,
@@ -239,6 +243,12 @@ class Sandbox:
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """Serve one request: the control API, or a d6 call through faults, limits and routes."""
         path = request.path
+        refused = refuse_foreign_request(request)
+        if refused is not None:
+            status, message = refused
+            if path.startswith("/_sandbox/"):
+                return json_response({"error": message}, status)
+            return D6Failure(status, message).render(api_version(path))
         if path.startswith("/_sandbox/"):
             from d6_sandbox.control import handle_control
 
@@ -379,6 +389,48 @@ class Sandbox:
         return school_id
 
 
+def _undecodable_header(headers: Any) -> str | None:
+    """Return the name of the first header whose value is not UTF-8 text, or None."""
+    for name, value in headers.items():
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:  # aiohttp keeps undecodable bytes as lone surrogates
+                return name.encode("ascii", "backslashreplace").decode()
+    return None
+
+
+def _allowed_hosts(request: web.BaseRequest) -> set[str]:
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    if not sockname:
+        return set()
+    address, port = sockname[0], sockname[1]
+    names = {address, "localhost"}
+    if ipaddress.ip_address(address).is_loopback:
+        names |= {"127.0.0.1", "::1"}
+    hosts = {f"[{n}]:{port}" if ":" in n else f"{n}:{port}" for n in names}
+    if port in (80, 443):  # a client may leave out the scheme's default port
+        hosts |= {f"[{n}]" if ":" in n else n for n in names}
+    return hosts
+
+
+def refuse_foreign_request(request: web.BaseRequest) -> tuple[int, str] | None:
+    """Say why a request must be refused before it is served, or None to serve it.
+
+    - A header that is not UTF-8 text: 400 (naming the header, never echoing its value).
+    - DNS rebinding: the ``Host`` header must be the address and port the sandbox listens on
+      (``127.0.0.1:PORT``, ``localhost:PORT``, ``[::1]:PORT`` on loopback), else 421.
+    The control API adds its own checks against cross-site requests (see ``control.py``).
+    """
+    bad = _undecodable_header(request.headers)
+    if bad is not None:
+        return 400, f"The {bad} header is not valid UTF-8."
+    host = request.headers.get("Host", "").strip().lower()
+    if host not in _allowed_hosts(request):
+        return 421, "The Host header must name the address and port the d6 sandbox listens on."
+    return None
+
+
 def _check_choice(name: str, value: Any, allowed: dict[str, Any]) -> None:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
@@ -403,7 +455,49 @@ def make_server(sandbox: Sandbox) -> web.Server:
             # Nothing reaches the client: the transport is gone before any byte is written.
             return web.Response(status=599)
 
-    return web.Server(handler, access_log=None)
+    return _Server(handler, access_log=None)
+
+
+_log = logging.getLogger("d6_sandbox")
+
+
+class _RequestHandler(web_protocol.RequestHandler):
+    """aiohttp's connection handler, minus the echo of a request it could not parse.
+
+    aiohttp answers a malformed request (a control character in a header, say) with a 400 whose
+    body quotes the offending header line, and logs that line with a traceback: for a password
+    with a control character, both would hold the password. Here neither does.
+    """
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if isinstance(exc, HttpProcessingError) and status < 500:
+            _log.warning(
+                "refused a malformed HTTP request from %s (%s)", request.remote, type(exc).__name__
+            )
+            saved, self.logger = self.logger, _SILENT
+            try:
+                return super().handle_error(
+                    request, status, None, f"{status} Bad Request: the request is not valid HTTP"
+                )
+            finally:
+                self.logger = saved
+        return super().handle_error(request, status, exc, message)
+
+
+_SILENT = logging.getLogger("d6_sandbox.silent")
+_SILENT.propagate = False
+_SILENT.addHandler(logging.NullHandler())
+
+
+class _Server(web.Server):
+    def __call__(self) -> _RequestHandler:
+        return _RequestHandler(self, loop=self._loop, **self._kwargs)
 
 
 async def start_server(

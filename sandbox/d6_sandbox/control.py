@@ -2,6 +2,13 @@
 
 It does what d6 offers no API for (a school authorising the integrator), steers faults and
 settings at run time, and exposes the request log and the ground-truth data to tests.
+
+It has no credentials, so it refuses what a web page open in the developer's browser could send
+it (CSRF): every request that is not a GET must carry ``Content-Type: application/json`` (a
+browser sends that cross-origin only after a CORS preflight, which the sandbox never grants), a
+request with an ``Origin`` other than the sandbox's own or ``Sec-Fetch-Site: cross-site`` is
+refused, and (for every route, in ``app.py``) the ``Host`` must be the sandbox's own address, so
+a DNS-rebinding page cannot reach it either. Refusals answer 403 ``{"error": ...}``.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ async def handle_control(sandbox: Sandbox, request: web.BaseRequest) -> web.Resp
     name = request.path[len("/_sandbox/") :].strip("/")
     method = request.method
     try:
+        _refuse_cross_site(request)
         body = await _body(request)
         if name == "health" and method == "GET":
             return json_response({"ok": True})
@@ -87,6 +95,23 @@ async def handle_control(sandbox: Sandbox, request: web.BaseRequest) -> web.Resp
         return json_response({"error": str(exc)}, exc.status)
     except (ValueError, TypeError) as exc:
         return json_response({"error": str(exc)}, 400)
+
+
+def _refuse_cross_site(request: web.BaseRequest) -> None:
+    headers = request.headers
+    if headers.get("Sec-Fetch-Site", "").strip().lower() == "cross-site":
+        raise ControlError("cross-site requests are refused", 403)
+    origin = headers.get("Origin")
+    if origin is not None:
+        own = {f"{request.scheme}://{headers.get('Host', '').strip().lower()}"}
+        if origin.strip().lower() not in own:
+            raise ControlError("requests from another origin are refused", 403)
+    if request.method not in ("GET", "HEAD"):
+        media_type = headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+        if media_type != "application/json":
+            raise ControlError(
+                "control requests other than GET must send Content-Type: application/json", 403
+            )
 
 
 async def _body(request: web.BaseRequest) -> dict[str, Any]:

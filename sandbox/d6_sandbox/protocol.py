@@ -213,6 +213,7 @@ def route_not_found() -> web.Response:
     """Answer an unknown route the way the live service does (v1-shaped on every version)."""
     return v1_error(404, "route_not_found", "The requested route was not found.")
 
+
 # ---------------------------------------------------------------------------------------------
 # Query and body parameters
 

@@ -40,6 +40,8 @@ class SandboxControl:
         body: dict[str, Any] | None = None,
         params: dict[str, Any] | None = None,
     ) -> Any:
+        if body is None and method != "GET":
+            body = {}  # the control API wants a JSON body (and its Content-Type) on every write
         with self._lock:
             response = self._session.request(
                 method, f"{self.root_url}/_sandbox/{name}", json=body, params=params, timeout=30

@@ -22,6 +22,7 @@ def _state(control, school_id, api_type_id):
 
 
 def test_activate_then_again_is_idempotent_then_deactivate(sandbox, hook):
+    sandbox.control.configure(profile="docs")  # the documented v2 route and its 200/400 answers
     school_id, api_type_id = pair(sandbox.control, activated=False)
     record = hook.set_client_integration_state(school_id, api_type_id, True)
     assert record["activated_by_integrator"] == "Yes" and record["school_id"] == school_id
@@ -43,7 +44,7 @@ def test_not_authorised_school_raises(sandbox, hook):
 
 
 def test_v1_fallback_on_route_not_found_and_204(sandbox, make_hook):
-    sandbox.control.configure(v2_activation_route=False)
+    assert sandbox.control.config()["profile"] == "live"  # the default: v2 answers route_not_found
     hook = make_hook(sandbox)
     inactive = [
         p

@@ -177,7 +177,9 @@ def test_the_live_profile_is_the_default_and_answers_route_not_found_for_v2_acti
 def test_activation_through_v1_opens_finance_in_the_live_profile(d6):
     school_id = authorised_only_school(d6.control)
     assert d6.get(f"{FIN}/learners", school_id=school_id).status_code == 401
-    reply = d6.call("PATCH", f"/v1/settings/clients/{school_id}", json={"api_type_id": 8, "state": 1})
+    reply = d6.call(
+        "PATCH", f"/v1/settings/clients/{school_id}", json={"api_type_id": 8, "state": 1}
+    )
     assert reply.status_code == 204
     assert d6.get(f"{FIN}/learners", school_id=school_id).status_code == 200
 
