@@ -142,3 +142,51 @@ def test_a_district_of_100000_learners_serves_each_school():
             f"{FIN}/learners", school_id=last_open, params={"all_accounts": 1, "limit": 50}
         ).json()
         assert len(page["data"]) == 50 and "next_cursor" in page["meta"]
+
+
+def test_help_shows_the_defaults_the_readme_curl_lines_rely_on():
+    env = {**os.environ, "D6_SANDBOX_PASSWORD": "Env-only-secret-5c1f"}
+    result = subprocess.run(
+        [str(SANDBOX_BIN), "--help"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())  # argparse wraps lines
+    for shown in (
+        "--port PORT port to bind; 0 picks a free one (default: 8600)",
+        "(default: 127.0.0.1)",
+        "integrator username to accept (default: sandbox-user)",
+        "$D6_SANDBOX_PASSWORD if set, else sandbox-pass",
+        "(default: 20.0)",
+        "--profile {docs,live}",
+        "(default: live)",
+        "--type8-label {docs,live}",
+    ):
+        assert shown in text, shown
+    assert "Env-only-secret" not in result.stdout + result.stderr
+
+
+def test_the_profile_and_type8_label_flags_reach_the_served_api():
+    proc = _start(
+        "--schools", "2", "--learners-per-school", "5", "--profile", "docs", "--type8-label", "live"
+    )
+    try:
+        match = LINE.match(proc.stdout.readline())
+        assert match
+        base = f"http://127.0.0.1:{match.group(2)}/api"
+        listed = requests.get(f"{base}{CLIENT_INTEGRATIONS}", headers=AUTH, timeout=10).json()
+        assert {r["api_type"] for r in listed["data"] if r["api_type_id"] == 8} == {
+            "d6 Integrate API"
+        }
+        body = {"school_id": 1001, "api_type_id": 8, "state": 1}
+        reply = requests.patch(f"{base}{CLIENT_INTEGRATIONS}", json=body, headers=AUTH, timeout=10)
+        assert reply.status_code == 200  # the docs profile serves the v2 activation route
+    finally:
+        _stop(proc)
+
+
+def test_an_unknown_profile_is_refused_by_the_command_line():
+    result = subprocess.run(
+        [str(SANDBOX_BIN), "--profile", "staging"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "live" in result.stderr and "docs" in result.stderr
