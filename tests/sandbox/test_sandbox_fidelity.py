@@ -46,16 +46,18 @@ def test_a_bad_password_gets_the_error_shape_of_the_route_version(d6):
 
 
 def test_a_429_gets_the_error_shape_of_the_route_version(make_sandbox):
-    d6 = D6Client(make_sandbox(schools=4, learners_per_school=10, rate_limit=1))
+    # One request per 100 s with a burst of one: the second request is refused however slow
+    # the machine.
+    d6 = D6Client(make_sandbox(schools=4, learners_per_school=10, rate_limit=0.01))
     for path, shaped in ((V1_CLIENTS, _v1_shaped), (CLIENT_INTEGRATIONS, _v2_shaped)):
-        replies = [d6.get(path) for _ in range(4)]
-        limited = [r for r in replies if r.status_code == 429]
-        assert limited, path
-        assert int(limited[0].headers["Retry-After"]) >= 1
-        body = shaped(limited[0])
+        assert d6.get(path).status_code == 200
+        limited = d6.get(path)
+        assert limited.status_code == 429, path
+        assert int(limited.headers["Retry-After"]) >= 1
+        body = shaped(limited)
         assert "Too Many" in (body.get("error") or body.get("message"))
         d6.control.configure(rate_limit=0)  # refill before the other version
-        d6.control.configure(rate_limit=1)
+        d6.control.configure(rate_limit=0.01)
 
 
 def test_a_bad_id_in_the_path_gets_the_error_shape_of_the_route_version(d6):
@@ -109,22 +111,25 @@ def test_v1_clients_for_one_school_list_only_that_school(d6):
 
 
 def test_wrong_password_requests_do_not_use_up_the_integrators_quota(make_sandbox):
-    d6 = D6Client(make_sandbox(schools=4, learners_per_school=10, rate_limit=2))
-    guesses = [d6.get(CLIENT_INTEGRATIONS, auth=False, headers=WRONG) for _ in range(10)]
-    assert {r.status_code for r in guesses} == {401, 429}
-    # The integrator's own bucket is untouched: its first two calls (the burst) pass.
-    assert [d6.get(CLIENT_INTEGRATIONS).status_code for _ in range(2)] == [200, 200]
+    # A burst of one and one request per 100 s: any request counted against the integrator
+    # before its own would leave it a 429.
+    d6 = D6Client(make_sandbox(schools=4, learners_per_school=10, rate_limit=0.01))
+    guesses = [d6.get(CLIENT_INTEGRATIONS, auth=False, headers=WRONG) for _ in range(5)]
+    assert [r.status_code for r in guesses] == [401, 429, 429, 429, 429]
+    assert d6.get(CLIENT_INTEGRATIONS).status_code == 200
+    assert d6.get(CLIENT_INTEGRATIONS).status_code == 429  # its own quota, used by itself
 
 
 def test_unauthenticated_requests_are_limited_in_their_own_bucket(make_sandbox):
-    d6 = D6Client(make_sandbox(schools=4, learners_per_school=10, rate_limit=2))
-    assert [d6.get(V1_CLIENTS).status_code for _ in range(2)] == [200, 200]
-    # The integrator used its burst; a caller without credentials still gets its 401 first.
+    d6 = D6Client(make_sandbox(schools=4, learners_per_school=10, rate_limit=0.01))
+    assert [d6.get(V1_CLIENTS).status_code for _ in range(2)] == [200, 429]
+    # The integrator used its quota; a caller without credentials still gets its 401 first.
     first = d6.get(V1_CLIENTS, auth=False)
     assert first.status_code == 401
     assert _v1_shaped(first)["error"] == "Unauthorized"
-    flood = [d6.get(V1_CLIENTS, auth=False).status_code for _ in range(6)]
-    assert 429 in flood
+    flood = d6.get(V1_CLIENTS, auth=False)
+    assert flood.status_code == 429
+    assert _v1_shaped(flood)["error"] == "Too Many Requests"
 
 
 # -- the live name of API type 8 ----------------------------------------------------------------
