@@ -30,6 +30,7 @@ from d6_sandbox.protocol import (
     Route,
     api_version,
     bad_credentials,
+    is_int_text,
     json_response,
     not_activated,
     not_authorised,
@@ -341,7 +342,7 @@ class Sandbox:
         school_id = self._school(route, school_header)
         item_id = None
         if item_text is not None:
-            if not item_text.lstrip("-").isdigit():
+            if not is_int_text(item_text):
                 raise validation_failed({route.id_name: f"The {route.id_name} must be an integer."})
             item_id = int(item_text)
         if route.school_in_path:
@@ -440,7 +441,7 @@ def _int_or_none(text: str | None) -> int | None:
     if text is None:
         return None
     text = text.strip()
-    return int(text) if text.lstrip("-").isdigit() else None
+    return int(text) if is_int_text(text) else None
 
 
 def make_server(sandbox: Sandbox) -> web.Server:

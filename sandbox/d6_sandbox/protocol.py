@@ -19,6 +19,7 @@ import base64
 import binascii
 import datetime as dt
 import json
+import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -226,6 +227,19 @@ def _label(name: str) -> str:
     return name.replace("_", " ").capitalize() if name.islower() else name
 
 
+_INT_TEXT = re.compile(r"-?[0-9]{1,18}\Z")
+
+
+def is_int_text(text: str) -> bool:
+    """Say whether *text* is an integer as d6 reads one: ASCII digits, an optional minus.
+
+    ``str.isdigit`` is not enough: it accepts ``"\\u00b2"`` (which ``int`` refuses) and other
+    scripts' digits (which ``int`` reads: Arabic-Indic ``"\\u0661\\u0660\\u0660\\u0660"`` would
+    be school 1000). At most 18 digits.
+    """
+    return _INT_TEXT.match(text) is not None
+
+
 def parse_int(value: Any, name: str, errors: dict[str, str]) -> int | None:
     """Return *value* as an int, or record d6's "must be an integer" message under *name*.
 
@@ -238,7 +252,7 @@ def parse_int(value: Any, name: str, errors: dict[str, str]) -> int | None:
         return value
     if isinstance(value, str):
         text = value.strip()
-        if text.lstrip("-").isdigit():
+        if is_int_text(text):
             return int(text)
     errors[name] = f"The {name} must be an integer."
     return None

@@ -227,3 +227,20 @@ def test_a_plugged_v1_route_gets_v1_errors_auth_and_school_checks(d6, plugged):
     }
     assert _v1_shaped(d6.get(plugged))["error"] == "route_not_found"  # no school in the path
     assert d6.get(f"{plugged}/{active}", auth=False).status_code == 401
+
+
+@pytest.mark.parametrize("text", ["²", "١٠٠٠", "--5", "1" * 5000, "1e3"])
+def test_ids_that_are_not_plain_ascii_digits_get_a_400_never_another_record(d6, text):
+    v1 = d6.get(f"{V1_CLIENTS}/{text}")
+    assert v1.status_code == 400
+    assert _v1_shaped(v1)["error_description"] == "The school_id must be an integer."
+    school_id = pairs(d6.control, activated=True)[0]["school_id"]
+    v2 = d6.get(f"{FIN}/learners/{text}", school_id=school_id)
+    assert v2.status_code == 400
+    assert "learner_id" in _v2_shaped(v2)["validation_errors"]
+    header = d6.get(f"{FIN}/learners", headers={"HTTP-X-SCHOOLID": text.encode()})
+    assert header.status_code == 400
+    assert "HTTP-X-SCHOOLID" in _v2_shaped(header)["validation_errors"]
+    query = d6.get(CLIENT_INTEGRATIONS, params={"school_id": text})
+    assert query.status_code == 400
+    assert "school_id" in _v2_shaped(query)["validation_errors"]
