@@ -19,6 +19,9 @@ import requests
 
 from d6_sandbox.__main__ import PASSWORD_ENV
 
+# The first ground-truth read of a large school builds its data (about 11 CPU-seconds for 20,000
+# learners), which takes far longer on a loaded machine: this only guards against a hang.
+CONTROL_TIMEOUT_S = 180.0
 _LISTENING = re.compile(r"d6 sandbox listening on (https?://\S+)/api")
 START_TIMEOUT_S = 60.0
 
@@ -44,7 +47,11 @@ class SandboxControl:
             body = {}  # the control API wants a JSON body (and its Content-Type) on every write
         with self._lock:
             response = self._session.request(
-                method, f"{self.root_url}/_sandbox/{name}", json=body, params=params, timeout=30
+                method,
+                f"{self.root_url}/_sandbox/{name}",
+                json=body,
+                params=params,
+                timeout=CONTROL_TIMEOUT_S,
             )
         if response.status_code >= 400:
             raise RuntimeError(
