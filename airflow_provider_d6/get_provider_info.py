@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-# Single source of the version lives in airflow_provider_d6/__init__.py; it is read as text here so
-# that this module stays free of imports of the package.
-_VERSION = "0.1.0"
+# The package's __init__ holds the version and imports nothing, so this stays cheap.
+from airflow_provider_d6 import __version__
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -20,7 +19,7 @@ def get_provider_info() -> dict[str, Any]:
         "name": "d6+ Integrate",
         "description": "Hooks, operators, a sensor and a deferrable trigger for the d6+ Integrate API "
         "(d6+ SAMS), plus a local d6 sandbox.",
-        "versions": [_VERSION],
+        "versions": [__version__],
         "integrations": [
             {
                 "integration-name": "d6+ Integrate",

@@ -10,10 +10,8 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, AssetAlias, CronDataIntervalTimetable, Param, task
 
-from airflow_provider_d6.operators.client_integrations import (
-    ClientIntegrationsOperator,
-    is_activated,
-)
+from airflow_provider_d6.hooks.client_integration_state import is_activated
+from airflow_provider_d6.operators.client_integrations import ClientIntegrationsOperator
 from airflow_provider_d6.operators.storage import D6ToStorageOperator
 
 log = logging.getLogger(__name__)

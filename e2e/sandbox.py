@@ -67,17 +67,6 @@ class Sandbox:
         return None
 
 
-def is_activated(record: dict[str, Any] | None) -> bool:
-    """Return whether a client-integration record reads activated by the integrator.
-
-    :param record: as the control API returns it
-    """
-    if not record:
-        return False
-    value = record.get("activated_by_integrator")
-    return value is True or str(value).strip().lower() in {"yes", "true", "1"}
-
-
 def start_sandbox(processes: ProcessSet) -> Sandbox:
     """Start ``d6-sandbox --port 0 --rate-limit 0`` with a fresh password; wait for its URL.
 

@@ -8,9 +8,10 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_d6.hooks.client_integration_state import is_activated
 from e2e.airflow_api import AirflowAPI, APIError
 from e2e.harness import E2EFailure, step, wait_until
-from e2e.sandbox import Sandbox, is_activated
+from e2e.sandbox import Sandbox
 from e2e.worker_identity import DEFAULT_NAME as WORKER_HOSTNAME
 
 ONBOARDING = "d6_onboarding"

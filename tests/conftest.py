@@ -6,12 +6,11 @@ of the root conftest, before anything imports airflow.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from tests.support import PROJECT_ROOT, SANDBOX_PASSWORD, SANDBOX_USERNAME, connection_json
 
 _worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix=f"d6-airflow-{_worker}-"))
@@ -28,10 +27,6 @@ os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 import pytest
 
 from d6_sandbox.testing import SandboxHandle, run_sandbox
-
-SANDBOX_USERNAME = "sandbox-user"
-# A sentinel of 16+ characters so that any leak is unambiguous when logs are scanned.
-SANDBOX_PASSWORD = "S3ntinel-pw-9f2c41d7e0"
 
 
 @pytest.fixture
@@ -57,19 +52,6 @@ def make_sandbox():
 def sandbox(make_sandbox) -> SandboxHandle:
     """A fresh sandbox with the default seeded district, no rate limit and no faults."""
     return make_sandbox()
-
-
-def connection_json(handle: SandboxHandle, **extra) -> str:
-    """Return the AIRFLOW_CONN_* JSON of a d6 connection to *handle*."""
-    return json.dumps(
-        {
-            "conn_type": "d6",
-            "host": handle.base_url,
-            "login": handle.username,
-            "password": handle.password,
-            "extra": extra,
-        }
-    )
 
 
 @pytest.fixture

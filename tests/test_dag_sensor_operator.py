@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from airflow_provider_d6.triggers.client_integrations import is_activated
+from airflow_provider_d6.hooks.client_integration_state import is_activated
 
 DAG_ID = "d6_test_wait_then_activate"
 DAG_FILE = textwrap.dedent(

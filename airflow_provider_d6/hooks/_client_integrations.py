@@ -1,6 +1,6 @@
 """Client-integration methods of D6Hook: list client integrations and change their state.
 
-Change Client Integration State is where d6's docs contradict themselves (CONTRACT §5.2): the
+Change Client Integration State is where d6's API documentation contradicts itself: the
 documented v2 route may answer ``route_not_found``, the v1 route answers 204 with no body, and
 "already in that state" is a 400. This module turns all of that into one idempotent call.
 """
@@ -11,28 +11,17 @@ from collections.abc import Iterator
 from typing import Any
 
 from airflow_provider_d6.exceptions import D6NotFoundError, D6ResponseError, D6ValidationError
-from airflow_provider_d6.hooks._endpoints import ENDPOINTS, V1_CLIENT_STATE_PATH, coerce_ids
+from airflow_provider_d6.hooks._endpoints import V1_CLIENT_STATE_PATH
+from airflow_provider_d6.hooks._parse import already_in_state
 from airflow_provider_d6.hooks._transport import MixinBase
-from airflow_provider_d6.hooks._validate import check_bool, check_filters, check_id
-
-CLIENT_INTEGRATIONS = ENDPOINTS["client_integrations"]
-
-
-def client_integration_record(payload: Any) -> dict[str, Any] | None:
-    """Return the client integration record in a v2 or v1 answer, normalised to v2, or None.
-
-    v2 wraps it in ``data``; v1 sends it bare, names the school ``school_login_id`` and sends
-    every id as a string.
-    """
-    record = payload.get("data", payload) if isinstance(payload, dict) else None
-    if not isinstance(record, dict) or "activated_by_integrator" not in record:
-        return None
-    if "school_id" not in record and "school_login_id" in record:
-        record = {
-            "school_id": record["school_login_id"],
-            **{k: v for k, v in record.items() if k != "school_login_id"},
-        }
-    return coerce_ids(record, CLIENT_INTEGRATIONS)
+from airflow_provider_d6.hooks._validate import check_bool
+from airflow_provider_d6.hooks.client_integration_state import (
+    CLIENT_INTEGRATIONS,
+    client_integration_record,
+    is_pair,
+    list_params,
+    pair,
+)
 
 
 class ClientIntegrationMethods(MixinBase):
@@ -50,9 +39,7 @@ class ClientIntegrationMethods(MixinBase):
         :param school_id: only this school
         :param api_type_id: only this API type (8 Admin+, 9 Curriculum+)
         """
-        params = check_filters(
-            CLIENT_INTEGRATIONS, {"school_id": school_id, "api_type_id": api_type_id, **filters}
-        )
+        params = list_params(school_id, api_type_id, **filters)
         return self._iter_endpoint(CLIENT_INTEGRATIONS, None, params)
 
     def get_client_integrations(
@@ -63,14 +50,9 @@ class ClientIntegrationMethods(MixinBase):
 
     def get_client_integration(self, school_id: int, api_type_id: int) -> dict[str, Any] | None:
         """Return the client integration of one school and API type, or None if not authorised."""
-        school_id, api_type_id = (
-            check_id(school_id, "school_id"),
-            check_id(api_type_id, "api_type_id"),
-        )
-        for record in self.iter_client_integrations(school_id=school_id, api_type_id=api_type_id):
-            if record.get("school_id") == school_id and record.get("api_type_id") == api_type_id:
-                return record
-        return None
+        wanted = pair(school_id, api_type_id)
+        records = self.iter_client_integrations(**wanted)
+        return next((record for record in records if is_pair(record, wanted)), None)
 
     def set_client_integration_state(
         self, school_id: int, api_type_id: int, state: bool
@@ -85,10 +67,8 @@ class ClientIntegrationMethods(MixinBase):
         :param api_type_id: the API type
         :param state: True to activate, False to deactivate
         """
-        school_id, api_type_id = (
-            check_id(school_id, "school_id"),
-            check_id(api_type_id, "api_type_id"),
-        )
+        wanted = pair(school_id, api_type_id)
+        school_id, api_type_id = wanted["school_id"], wanted["api_type_id"]
         state = check_bool(state, "state")
         route = self.settings.activation_route
         if route != "v1" and not self._v2_state_route_missing:
@@ -114,7 +94,7 @@ class ClientIntegrationMethods(MixinBase):
         try:
             payload = self._send("PATCH", path, json=body, allow_empty=True)
         except D6ValidationError as err:
-            if "already" not in err.message.lower():
+            if not already_in_state(err):
                 raise
             payload = err.body
         record = client_integration_record(payload)

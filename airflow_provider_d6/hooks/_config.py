@@ -226,11 +226,8 @@ def prepare_connection(
     from airflow_provider_d6.hooks._throttle import make_throttle
 
     settings = settings_from_connection(conn, **overrides)
-    try:
-        from airflow.sdk.log import mask_secret
+    from airflow.sdk.log import mask_secret  # imported here: structlog setup is not free
 
-        mask_secret(settings.password)
-    except ImportError:  # pragma: no cover - older task SDKs
-        pass
+    mask_secret(settings.password)
     policy = build_policy(settings, retry_policy, overrides["max_retries"])
     return settings, policy, make_throttle(settings.requests_per_second)

@@ -163,6 +163,15 @@ def _describe(payload: Any, raw: bytes, status: int) -> tuple[str, dict[str, Any
     return "empty answer", validation_errors
 
 
+def already_in_state(err: D6ValidationError) -> bool:
+    """Return whether d6's 400 to Change Client Integration State means "already in that state".
+
+    d6 answers "Integration already activated" (or deactivated) with a 400 and the record; only
+    its message tells that apart from a real validation error.
+    """
+    return "already" in err.message.lower()
+
+
 def envelope(payload: Any, *, method: str, url: str) -> tuple[list[Any], dict[str, Any]]:
     """Return ``(records, meta)`` from a collection answer (v2 envelope or a v1 bare array)."""
     if isinstance(payload, dict) and isinstance(payload.get("data"), list):

@@ -1,16 +1,19 @@
-"""D6Hook: the one transport to the d6+ Integrate API, plus its async twin for triggers.
+"""D6Hook: the one transport to the d6+ Integrate API (``D6AsyncHook`` is its twin for triggers).
 
 Absorbs d6's quirks so that nobody above it sees them: per-endpoint API versions, the two
 credential headers, the school header, cursor pagination, v1 and v2 error bodies, ids sent as
-strings, the contradictory Change Client Integration State route, and rate limits.
+strings, the contradictory Change Client Integration State route, and rate limits. The decisions
+live in ``_core`` (shared with the async hook); this module only sends with ``requests``.
 """
 
 from __future__ import annotations
 
+import json as jsonlib
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
 
 import requests
 from airflow.exceptions import AirflowNotFoundException
@@ -19,58 +22,50 @@ from requests.adapters import HTTPAdapter
 from requests.utils import get_environ_proxies
 from urllib3.exceptions import NewConnectionError
 
-from airflow_provider_d6.exceptions import (
-    D6ConnectionError,
-    D6Error,
-    D6InputError,
-)
-from airflow_provider_d6.hooks._client_integrations import (
-    CLIENT_INTEGRATIONS,
-    ClientIntegrationMethods,
-    client_integration_record,
-)
-from airflow_provider_d6.hooks._config import (
-    USER_AGENT,
-    D6Settings,
-    default_verify,
-    missing_connection,
-    prepare_connection,
+from airflow_provider_d6.exceptions import D6Error, D6InputError
+from airflow_provider_d6.hooks._client_integrations import ClientIntegrationMethods
+from airflow_provider_d6.hooks._config import D6Settings, default_verify, missing_connection
+from airflow_provider_d6.hooks._core import (
+    IDEMPOTENT_METHODS,
+    SCHOOL_HEADER,
+    Answer,
+    Core,
+    D6HookBase,
+    Failure,
+    FailureKinds,
+    Request,
 )
 from airflow_provider_d6.hooks._debt_management import DebtManagementMethods
-from airflow_provider_d6.hooks._endpoints import (
-    ENDPOINTS,
-    RESOURCE_FIELDS,
-    Endpoint,
-    coerce_ids,
-)
+from airflow_provider_d6.hooks._endpoints import ENDPOINTS, RESOURCE_FIELDS, Endpoint, coerce_ids
 from airflow_provider_d6.hooks._parse import envelope, parse_response, single
-from airflow_provider_d6.hooks._retry import MAYBE_SENT, NOT_SENT, RetryPolicy, parse_retry_after
+from airflow_provider_d6.hooks._retry import RetryPolicy
 from airflow_provider_d6.hooks._validate import check_filters, check_id
-from airflow_provider_d6.hooks.d6_async import D6AsyncHook  # re-exported: one import for both hooks
+from airflow_provider_d6.hooks.client_integration_state import (
+    CLIENT_INTEGRATIONS,
+    client_integration_record,
+)
 
-# Pagination progress is logged every this many pages (and once at the end), not per page.
-_LOG_EVERY_PAGES = 20
+if TYPE_CHECKING:
+    from airflow_provider_d6.hooks.d6_async import D6AsyncHook
+
 # Operators apply changes from a thread pool of up to 32 workers sharing one hook.
 _POOL_SIZE = 32
 
-
-def failure_kind(exc: requests.RequestException) -> str | None:
-    """Classify a requests exception: ``NOT_SENT``, ``MAYBE_SENT``, or None (never retry)."""
-    if isinstance(exc, requests.exceptions.SSLError):
-        return None  # a certificate problem does not go away by retrying
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return NOT_SENT
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        reason = exc.args[0] if exc.args else None
-        if isinstance(getattr(reason, "reason", reason), NewConnectionError):
-            return NOT_SENT
-        return MAYBE_SENT
-    if isinstance(exc, (requests.exceptions.Timeout, requests.exceptions.ChunkedEncodingError)):
-        return MAYBE_SENT
-    return None
+FAILURES = FailureKinds(
+    certificate=(requests.exceptions.SSLError,),
+    not_sent=(requests.exceptions.ConnectTimeout, NewConnectionError),
+    maybe_sent=(
+        requests.exceptions.ConnectionError,
+        requests.exceptions.Timeout,
+        requests.exceptions.ChunkedEncodingError,
+    ),
+    timeouts=(requests.exceptions.Timeout,),
+)
+# Anything else requests raises (an invalid URL, a bad header value) is not a network failure.
+_CATCH = requests.RequestException
 
 
-class D6Hook(ClientIntegrationMethods, DebtManagementMethods, HttpHook):
+class D6Hook(ClientIntegrationMethods, DebtManagementMethods, D6HookBase, HttpHook):
     """Call the d6+ Integrate API through one reusable, thread-safe session.
 
     The connection is read once, on first use. Options resolve as hook kwargs > connection extras
@@ -85,56 +80,27 @@ class D6Hook(ClientIntegrationMethods, DebtManagementMethods, HttpHook):
     :param retry_policy: attempts and backoff; a ``max_retries`` kwarg overrides its attempts
     """
 
-    conn_name_attr = "d6_conn_id"
-    default_conn_name = "d6_default"
-    conn_type = "d6"
     hook_name = "d6+ Integrate"
-    RESOURCE_FIELDS = RESOURCE_FIELDS
 
-    def __init__(
-        self,
-        d6_conn_id: str = default_conn_name,
-        *,
-        timeout: float | None = None,
-        max_retries: int | None = None,
-        requests_per_second: float | None = None,
-        activation_route: str | None = None,
-        verify: bool | str | None = None,
-        retry_policy: RetryPolicy | None = None,
-    ) -> None:
+    def _base_hook_args(self, d6_conn_id: str) -> dict[str, Any]:
         # No keep-alive adapter from HttpHook: ours is mounted once with a 32-connection pool.
-        super().__init__(method="GET", http_conn_id=d6_conn_id, tcp_keep_alive=False)
-        self.d6_conn_id = d6_conn_id
-        self._overrides = {
-            "timeout": timeout,
-            "max_retries": max_retries,
-            "requests_per_second": requests_per_second,
-            "activation_route": activation_route,
-            "verify": verify,
-        }
-        self._retry_policy = retry_policy
-        self._lock = threading.Lock()
-        self._settings: D6Settings | None = None
-        self._session: requests.Session | None = None
-        self._max_limits: dict[str, int] = {}
+        return {"method": "GET", "http_conn_id": d6_conn_id, "tcp_keep_alive": False}
 
-    def __repr__(self) -> str:
-        base_url = self._settings.base_url if self._settings else None
-        return f"{type(self).__name__}(d6_conn_id={self.d6_conn_id!r}, base_url={base_url!r})"
+    def _init_io(self) -> None:
+        self._lock = threading.Lock()
+        self._session: requests.Session | None = None
 
     # -- connection and session -------------------------------------------------------------
 
     @property
     def settings(self) -> D6Settings:
         """Return the connection's settings, reading the connection on first use only."""
-        if self._settings is None:
-            self._load()
-        return self._settings  # type: ignore[return-value]
+        return (self._core or self._load()).settings
 
     @property
     def base_url(self) -> str:
         """Return the d6 base URL (``.../api``) from the connection."""
-        return self.settings.base_url
+        return (self._core or self._load()).base_url
 
     @base_url.setter
     def base_url(self, value: str) -> None:
@@ -143,9 +109,7 @@ class D6Hook(ClientIntegrationMethods, DebtManagementMethods, HttpHook):
     @property
     def retry_policy(self) -> RetryPolicy:
         """Return the retry policy in effect (attempts from kwargs, the connection or defaults)."""
-        if self._session is None:
-            self._load()
-        return self._policy
+        return (self._core or self._load()).policy
 
     @property
     def session(self) -> requests.Session:
@@ -154,37 +118,34 @@ class D6Hook(ClientIntegrationMethods, DebtManagementMethods, HttpHook):
             self._load()
         return self._session  # type: ignore[return-value]
 
-    def _load(self) -> None:
+    def _load(self) -> Core:
         with self._lock:
-            if self._session is not None:
-                return
+            if self._core is not None:
+                return self._core
             try:
                 conn = self.get_connection(self.d6_conn_id)
             except AirflowNotFoundException:
                 raise missing_connection(self.d6_conn_id) from None
-            settings, self._policy, self._throttle = prepare_connection(
-                conn, self._overrides, self._retry_policy
-            )
+            core = self._build_core(conn, self.log)
+            settings = core.settings
             self._timeout = settings.timeout
             # Plain http (loopback only) has no certificate to check; a CA-bundle path there would
             # only make requests stat the file on every call.
             https = settings.base_url.startswith("https://")
             self._verify = default_verify(settings.verify) if https else True
-            self._base_url = settings.base_url
             session = requests.Session()
             # The environment is read here once, not on every request (trust_env would redo the
             # proxy and CA lookups per call); an explicit verify then wins over REQUESTS_CA_BUNDLE.
             session.trust_env = False
             session.proxies = get_environ_proxies(settings.base_url)
             session.verify = self._verify
-            session.headers["User-Agent"] = USER_AGENT
-            session.headers["Accept"] = "application/json"
-            session.headers.update(settings.auth_headers())
+            session.headers.update(core.session_headers())
             adapter = HTTPAdapter(pool_connections=2, pool_maxsize=_POOL_SIZE, max_retries=0)
             session.mount("https://", adapter)
             session.mount("http://", adapter)
-            self._settings = settings
             self._session = session
+            self._core = core
+            return core
 
     def get_conn(
         self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
@@ -199,111 +160,42 @@ class D6Hook(ClientIntegrationMethods, DebtManagementMethods, HttpHook):
 
     # -- transport --------------------------------------------------------------------------
 
-    def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, Any] | None = None,
-        json: Any = None,
-        school_id: int | None = None,
-        idempotent: bool = True,
-        allow_empty: bool = False,
-    ) -> Any:
-        session = self._session or self.session
-        url = self._base_url + path
-        headers = {"HTTP-X-SCHOOLID": str(school_id)} if school_id is not None else None
-        policy, throttle = self._policy, self._throttle
-        attempt = 0
-        while True:
-            attempt += 1
-            wait = throttle.reserve()
-            if wait:
-                time.sleep(wait)
-            try:
-                response = session.request(
-                    method,
-                    url,
-                    params=params,
-                    json=json,
-                    headers=headers,
-                    timeout=self._timeout,
-                    verify=self._verify,
-                    allow_redirects=False,
-                )
-            except requests.RequestException as exc:
-                kind = failure_kind(exc)
-                if kind and policy.should_retry(attempt, failure=kind, idempotent=idempotent):
-                    self._pause(method, url, attempt, type(exc).__name__, policy.wait(attempt))
-                    continue
-                raise D6ConnectionError(
-                    f"no answer from d6 ({type(exc).__name__}) after {attempt} attempt(s)",
-                    method=method,
-                    url=url,
-                    timed_out=isinstance(exc, requests.exceptions.ReadTimeout),
-                ) from exc
-            status = response.status_code
-            if status == 429 or status >= 500:
-                throttle.feedback(status == 429)
-                if policy.should_retry(attempt, status=status, idempotent=idempotent):
-                    delay = policy.wait(
-                        attempt, parse_retry_after(response.headers.get("Retry-After"))
-                    )
-                    self._pause(method, url, attempt, f"HTTP {status}", delay)
-                    continue
-            return parse_response(
-                status,
-                response.headers,
-                response.content,
-                method=method,
-                url=url,
-                allow_empty=allow_empty,
-            )
+    def _send(self, method: str, path: str, **options: Any) -> Any:
+        """Send one request; *options* as ``Core.exchange`` takes them (see ``D6Transport``)."""
+        exchange = (self._core or self._load()).exchange(method, path, **options)
+        for step in exchange:
+            if isinstance(step, Request):
+                exchange.outcome = self._attempt(step)
+            else:
+                time.sleep(step)
+        return exchange.result
 
-    def _pause(self, method: str, url: str, attempt: int, what: str, delay: float) -> None:
-        self.log.warning(
-            "d6 %s %s: %s on attempt %d of %d; retrying in %.2fs",
-            method,
-            url,
-            what,
-            attempt,
-            self._policy.max_attempts,
-            delay,
-        )
-        if delay > 0:
-            time.sleep(delay)
+    def _attempt(self, request: Request) -> Answer | Failure:
+        """Send *request* once: d6's answer, or the failure that stopped it."""
+        try:
+            response = self._session.request(  # type: ignore[union-attr]
+                request.method,
+                request.url,
+                params=request.params,
+                json=request.json,
+                headers=request.headers,
+                timeout=self._timeout,
+                verify=self._verify,
+                allow_redirects=False,
+            )
+        except _CATCH as exc:
+            return FAILURES.classify(exc)
+        return Answer(response.status_code, response.headers, response.content)
 
     def _iter_endpoint(
         self, endpoint: Endpoint, school_id: int | None, params: dict[str, Any]
     ) -> Iterator[dict[str, Any]]:
         """Yield every record of a paginated collection, one page in memory at a time."""
-        limit = self._max_limits.get(endpoint.name)
-        if limit:
-            params["limit"] = limit
-        url = self.base_url + endpoint.path
-        pages = records = 0
-        while True:
-            payload = self._send("GET", endpoint.path, params=params, school_id=school_id)
-            data, meta = envelope(payload, method="GET", url=url)
-            del payload
-            pages += 1
-            records += len(data)
-            for record in data:
-                yield coerce_ids(record, endpoint)
-            cursor = meta.get("next_cursor")
-            max_limit = meta.get("max_allowed_limit")
-            if isinstance(max_limit, int) and max_limit > 0 and max_limit != limit:
-                # Never send more than d6 said it allows; learned once per endpoint per hook.
-                limit = self._max_limits[endpoint.name] = max_limit
-            if not cursor:
-                break
-            if pages % _LOG_EVERY_PAGES == 0:
-                self.log.info("d6 %s: %d records in %d pages so far", endpoint.name, records, pages)
-            params["cursor"] = cursor
-            if limit:
-                params["limit"] = limit
-        if pages > 1:  # single-page lookups (one pair, one school) would only add noise
-            self.log.info("d6 %s: %d records in %d pages", endpoint.name, records, pages)
+        pages = (self._core or self._load()).pages(endpoint, params)
+        while pages.more:
+            yield from pages.take(
+                self._send("GET", endpoint.path, params=pages.params, school_id=school_id)
+            )
 
     def _list(self, endpoint: Endpoint, school_id: int | None) -> list[dict[str, Any]]:
         url = self.base_url + endpoint.path
@@ -323,8 +215,9 @@ class D6Hook(ClientIntegrationMethods, DebtManagementMethods, HttpHook):
         """Yield the records of *resource* by name (``schools``, ``learners``, ``notes``, ...).
 
         :param resource: a key of ``RESOURCE_FIELDS``
-        :param school_id: the school (required for school-scoped resources; a filter for
-            ``client_integrations``; one school for ``schools``)
+        :param school_id: the school: required for school-scoped resources; for the others, a
+            filter where the resource takes one (``client_integrations``) or the one record with
+            that id (``schools``)
         :param filters: the resource's documented filters
         """
         endpoint = ENDPOINTS.get(resource)
@@ -334,12 +227,16 @@ class D6Hook(ClientIntegrationMethods, DebtManagementMethods, HttpHook):
                 field="resource",
                 allowed=", ".join(sorted(ENDPOINTS)),
             )
-        if endpoint.name == "client_integrations":
-            return self.iter_client_integrations(school_id=school_id, **filters)
-        if endpoint.name == "schools" and school_id is not None:
+        if school_id is None or endpoint.school_scoped:
+            return self._iter_resource(endpoint, school_id, filters)
+        # A resource that is not school-scoped reads a school id as the catalogue says: a filter
+        # of its own, or the id of the one record to fetch.
+        if "school_id" in endpoint.filters:
+            return self._iter_resource(endpoint, None, {**filters, "school_id": school_id})
+        if endpoint.id_param == "school_id":
             check_filters(endpoint, filters)
-            return iter([self.get_school(school_id)])
-        return self._iter_resource(endpoint, school_id, filters)
+            return iter([self._get_one(endpoint, None, school_id)])
+        raise D6InputError(f"{resource} is not read per school", field="school_id", allowed="None")
 
     def _iter_resource(
         self, endpoint: Endpoint, school_id: Any, filters: dict[str, Any]
@@ -357,7 +254,7 @@ class D6Hook(ClientIntegrationMethods, DebtManagementMethods, HttpHook):
             )
         return iter(self._list(endpoint, school_id))
 
-    # -- Airflow ------------------------------------------------------------------------------
+    # -- HttpHook's entry points, each through the transport above ------------------------------
 
     def run(
         self,
@@ -367,35 +264,139 @@ class D6Hook(ClientIntegrationMethods, DebtManagementMethods, HttpHook):
         extra_options: dict[str, Any] | None = None,
         **request_kwargs: Any,
     ) -> Any:
-        """Call a raw d6 path (HttpHook API) through the shared session; return the parsed JSON.
+        """Call a raw d6 path (HttpHook API) through the transport; return the parsed JSON.
+
+        The throttle, the retry policy and the typed errors apply as to every other call; only
+        GET, HEAD, OPTIONS and PUT are re-sent after an ambiguous failure.
 
         :param endpoint: path below the base URL, e.g. ``v2/settings/clientintegrations``
-        :param data: query parameters for GET, the JSON body otherwise
+        :param data: query parameters for GET and HEAD, the JSON body otherwise
         :param headers: only ``HTTP-X-SCHOOLID`` is honoured
+        :param extra_options: not used (the connection decides timeouts and TLS)
+        :param request_kwargs: ``params`` (query) and ``json`` (body) only
         """
+        unknown = set(request_kwargs) - {"params", "json"}
+        if unknown:
+            raise D6InputError(
+                f"run() does not take {', '.join(sorted(unknown))}",
+                field=min(unknown),
+                allowed="params, json",
+            )
+        method = self.method
         path = "/" + (endpoint or "").lstrip("/")
-        school_id = (headers or {}).get("HTTP-X-SCHOOLID")
-        if self.method == "GET":
-            return self._send("GET", path, params=data, school_id=school_id)
+        school_id = (headers or {}).get(SCHOOL_HEADER)
+        if method in ("GET", "HEAD"):
+            params, body = request_kwargs.get("params", data), request_kwargs.get("json")
+        else:
+            params, body = request_kwargs.get("params"), request_kwargs.get("json", data)
         return self._send(
-            self.method,
+            method,
             path,
-            json=data,
+            params=params,
+            json=body,
             school_id=school_id,
-            idempotent=self.method != "POST",
-            allow_empty=True,
+            idempotent=method in IDEMPOTENT_METHODS,
+            allow_empty=method != "GET",
+        )
+
+    def run_and_check(
+        self,
+        session: requests.Session,
+        prepped_request: requests.PreparedRequest,
+        extra_options: dict[Any, Any],
+    ) -> Any:
+        """Send a prepared request (HttpHook API) through the transport; return the parsed JSON.
+
+        Only requests to this connection's d6 with a JSON body (or none) are sent: the hook's
+        session carries the credentials, which must not travel anywhere else. The *session* and
+        *extra_options* arguments are not used; the hook's own session and settings are.
+
+        :param session: ignored (the hook's session is used)
+        :param prepped_request: the request: method, URL below the base URL, headers, body
+        :param extra_options: ignored
+        """
+        core = self._core or self._load()
+        method = (prepped_request.method or "GET").upper()
+        url = prepped_request.url or ""
+        base = core.base_url + "/"
+        if not url.startswith(base):
+            raise D6InputError(
+                "run_and_check() sends only to this connection's d6",
+                field="prepped_request.url",
+                allowed=f"URLs below {core.base_url}",
+            )
+        parts = urlsplit(url)
+        path = parts.path[len(urlsplit(core.base_url).path) :]
+        params = parse_qsl(parts.query, keep_blank_values=True) or None
+        body = prepped_request.body
+        payload: Any = None
+        if body:
+            content_type = prepped_request.headers.get("Content-Type") or ""
+            if "json" not in content_type.lower():
+                raise D6InputError(
+                    f"d6 takes JSON bodies, not {content_type or 'an untyped body'}",
+                    field="prepped_request.body",
+                    allowed="application/json",
+                )
+            try:
+                payload = jsonlib.loads(body)
+            except ValueError:
+                raise D6InputError(
+                    "the body is not valid JSON", field="prepped_request.body"
+                ) from None
+        return self._send(
+            method,
+            path,
+            params=params,
+            json=payload,
+            school_id=prepped_request.headers.get(SCHOOL_HEADER),
+            idempotent=method in IDEMPOTENT_METHODS,
+            allow_empty=method != "GET",
+        )
+
+    def run_with_advanced_retry(
+        self, _retry_args: dict[Any, Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        """Run ``run`` under tenacity's *_retry_args* (HttpHook API), for idempotent methods only.
+
+        Every attempt goes through the transport (which retries transient failures itself). A
+        POST, PATCH or DELETE is refused: tenacity would send it again after any error, which
+        could write twice; ``run`` alone re-sends a write only when d6 certainly never saw it.
+        """
+        if self.method not in IDEMPOTENT_METHODS:
+            raise D6InputError(
+                f"run_with_advanced_retry() would re-send a {self.method} blindly; use run()",
+                field="method",
+                allowed=", ".join(sorted(IDEMPOTENT_METHODS)),
+            )
+        return super().run_with_advanced_retry(_retry_args, *args, **kwargs)
+
+    def check_response(self, response: requests.Response) -> None:
+        """Raise the typed ``D6Error`` for a failed answer (HttpHook API); return None on success.
+
+        :param response: a ``requests`` response from d6
+        """
+        if response.status_code < 300:
+            return
+        request = response.request
+        parse_response(
+            response.status_code,
+            response.headers,
+            response.content,
+            method=(request.method if request is not None else None) or "GET",
+            url=(response.url or "").split("?", 1)[0],
         )
 
     def test_connection(self) -> tuple[bool, str]:
         """Make one cheap authenticated call and say what the credentials can see."""
         try:
-            self._load()
-            limit = self._max_limits.get(CLIENT_INTEGRATIONS.name)
+            core = self._core or self._load()
+            limit = core.limits.get(CLIENT_INTEGRATIONS.name)
             payload = self._send(
                 "GET", CLIENT_INTEGRATIONS.path, params={"limit": limit} if limit else None
             )
             data, meta = envelope(
-                payload, method="GET", url=self.base_url + CLIENT_INTEGRATIONS.path
+                payload, method="GET", url=core.base_url + CLIENT_INTEGRATIONS.path
             )
         except D6Error as err:
             return False, str(err)
@@ -406,6 +407,16 @@ class D6Hook(ClientIntegrationMethods, DebtManagementMethods, HttpHook):
             True,
             f"Connected to {self.base_url}: {len(data)}{more} client integration(s) visible",
         )
+
+
+def __getattr__(name: str) -> Any:
+    # D6AsyncHook is importable from here too, loaded only when asked for: importing this module
+    # (every worker and DAG file) must not import aiohttp.
+    if name == "D6AsyncHook":
+        from airflow_provider_d6.hooks.d6_async import D6AsyncHook
+
+        return D6AsyncHook
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["RESOURCE_FIELDS", "D6AsyncHook", "D6Hook", "RetryPolicy", "client_integration_record"]

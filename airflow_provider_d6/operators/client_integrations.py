@@ -11,7 +11,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_d6.exceptions import D6Error, D6InputError, D6NotAuthorisedError
-from airflow_provider_d6.triggers.client_integrations import is_activated
+from airflow_provider_d6.hooks.client_integration_state import is_activated
 from airflow_provider_d6.validation import check_bool, check_id, check_int, parse_structured
 
 if TYPE_CHECKING:

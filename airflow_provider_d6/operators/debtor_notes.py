@@ -29,7 +29,7 @@ _ID_FIELDS = ("accountable_person_id", "note_type_id", "communication_type_id")
 
 
 class D6DebtorNoteOperator(BaseOperator):
-    """Write one debtor note (CONTRACT.md §6.1) and return it as d6 stores it.
+    """Write one debtor note (d6's Create/Update Note rules) and return it as d6 stores it.
 
     - ``create`` (default) is exactly-once: an identical live note (same debtor, date, type,
       communication type and text) is returned instead of creating a second one, and an ambiguous

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 from airflow.sdk import Asset, AssetAlias, BaseOperator, ObjectStoragePath
 
 from airflow_provider_d6.exceptions import D6InputError
-from airflow_provider_d6.hooks._endpoints import RESOURCE_FIELDS
+from airflow_provider_d6.hooks._endpoints import ENDPOINTS, RESOURCE_FIELDS
 from airflow_provider_d6.operators.privacy import (
     UNKNOWN_FIELD_POLICIES,
     RecordPrivacy,
@@ -38,8 +38,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FORMATS = ("jsonl", "csv")
-# Get Schools takes no school header, and client integrations take school_id as a filter.
-SCHOOL_OPTIONAL_RESOURCES = frozenset({"schools", "client_integrations"})
+# The resources read without a school header (a school_id is then a filter or a record id).
+SCHOOL_OPTIONAL_RESOURCES = frozenset(n for n, e in ENDPOINTS.items() if not e.school_scoped)
 # The CSV column that keeps fields d6 sent but RESOURCE_FIELDS does not document, as JSON text,
 # so that the header never depends on the data and nothing is silently dropped.
 EXTRA_COLUMN = "extra"

@@ -12,13 +12,15 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
 
 from airflow_provider_d6.exceptions import D6NotAuthorisedError
+from airflow_provider_d6.hooks.client_integration_state import (
+    UNTIL_CHOICES,
+    condition_met,
+    is_activated,
+)
 from airflow_provider_d6.triggers.client_integrations import (
     TRANSIENT_ERRORS,
-    UNTIL_CHOICES,
     ClientIntegrationTrigger,
-    condition_met,
     describe_wait,
-    is_activated,
 )
 from airflow_provider_d6.validation import check_choice, check_id
 

@@ -17,12 +17,14 @@ from airflow_provider_d6.exceptions import (
     D6ResponseError,
     D6ServerError,
 )
+from airflow_provider_d6.hooks.client_integration_state import (
+    UNTIL_CHOICES,
+    condition_met,
+    is_activated,
+)
 
 if TYPE_CHECKING:
     from airflow_provider_d6.hooks.d6_async import D6AsyncHook
-
-#: The states a sensor or trigger can wait for.
-UNTIL_CHOICES = ("authorised", "activated", "deactivated")
 
 # Errors that may clear up on their own: the hook already retried them, and one that survives its
 # retries during a wait only costs a poll. Everything else (bad credentials, a bad connection, a
@@ -35,33 +37,6 @@ TRANSIENT_ERRORS: tuple[type[D6Error], ...] = (
     D6ConnectionError,
     D6ResponseError,
 )
-
-
-def condition_met(record: dict[str, Any] | None, until: str) -> bool:
-    """Return whether a client-integration record (``None``: not listed) satisfies *until*.
-
-    :param record: the pair's record, or ``None`` when the school has not authorised it.
-    :param until: ``"authorised"`` (listed), ``"activated"`` or ``"deactivated"`` (listed, not
-        activated by the integrator).
-    """
-    if record is None:
-        return False
-    if until == "authorised":
-        return True
-    activated = is_activated(record)
-    return activated if until == "activated" else not activated
-
-
-def is_activated(record: dict[str, Any]) -> bool:
-    """Return whether a client-integration record says the integrator activated it.
-
-    :param record: a client-integration record as the hook returns it.
-    """
-    flag = record.get("activated_by_integrator")
-    # d6 sends "Yes"/"No"; a hook that normalises it may hand over a bool.
-    if isinstance(flag, str):
-        return flag.strip().lower() in {"yes", "true", "1"}
-    return bool(flag)
 
 
 def describe_wait(school_id: Any, api_type_id: Any, until: str) -> str:
@@ -177,3 +152,15 @@ class ClientIntegrationTrigger(BaseTrigger):
                     "soft_fail": self.soft_fail,
                 }
             await asyncio.sleep(min(self.poke_interval, remaining))
+
+
+# condition_met, is_activated and UNTIL_CHOICES live in hooks.client_integration_state; they stay
+# importable from here for code written against earlier releases.
+__all__ = [
+    "TRANSIENT_ERRORS",
+    "UNTIL_CHOICES",
+    "ClientIntegrationTrigger",
+    "condition_met",
+    "describe_wait",
+    "is_activated",
+]

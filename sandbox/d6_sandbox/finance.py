@@ -1,4 +1,4 @@
-"""Finance+ debt-management routes (CONTRACT.md §6): lookups, notes, promises, reports, people."""
+"""Finance+ debt-management routes as d6 documents them: lookups, notes, promises, reports, people."""
 
 from __future__ import annotations
 

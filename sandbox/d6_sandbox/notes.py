@@ -1,4 +1,4 @@
-"""Debtor notes and promises to pay: storage and the validation rules of CONTRACT.md §6.1."""
+"""Debtor notes and promises to pay: storage and the validation rules d6 documents."""
 
 from __future__ import annotations
 

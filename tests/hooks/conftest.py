@@ -7,12 +7,10 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_d6.hooks._retry import RetryPolicy
 from airflow_provider_d6.hooks.d6 import D6Hook
-from tests.conftest import connection_json
+from tests.hooks.support import FAST
+from tests.support import connection_json
 
-# Tests count attempts; they never wait for real backoffs.
-FAST = RetryPolicy(max_attempts=4, base=0.01, cap=0.05)
 _ids = itertools.count()
 
 

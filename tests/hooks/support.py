@@ -1,44 +1,13 @@
-"""Helpers for the hook tests: find sandbox pairs and schools in a given state, filter the log."""
+"""What the hook tests share: short backoffs and the sandbox's request log, filtered."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from airflow_provider_d6.hooks._retry import RetryPolicy
 
-def pair(control, activated: bool) -> tuple[int, int]:
-    """Return a (school_id, api_type_id) listed with the given activation state."""
-    for record in control.data("client_integrations"):
-        if (record["activated_by_integrator"] == "Yes") == activated:
-            return record["school_id"], record["api_type_id"]
-    raise AssertionError(f"the seeded district has no pair with activated={activated}")
-
-
-def unauthorised_pair(control) -> tuple[int, int]:
-    """Return a (school_id, api_type_id) the school has not authorised."""
-    listed = {(r["school_id"], r["api_type_id"]) for r in control.data("client_integrations")}
-    for school in control.data("schools"):
-        for api_type_id in (8, 9):
-            if (school["school_id"], api_type_id) not in listed:
-                return school["school_id"], api_type_id
-    raise AssertionError("every pair is authorised")
-
-
-def finance_school(control) -> int:
-    """Return a school Finance+ answers for (it has an activated integration)."""
-    return pair(control, True)[0]
-
-
-def closed_school(control) -> int:
-    """Return a school with no activated integration (Finance+ answers 401 for it)."""
-    active = {
-        r["school_id"]
-        for r in control.data("client_integrations")
-        if r["activated_by_integrator"] == "Yes"
-    }
-    for school in control.data("schools"):
-        if school["school_id"] not in active:
-            return school["school_id"]
-    raise AssertionError("every school has an activated integration")
+# Tests count attempts; they never wait for real backoffs.
+FAST = RetryPolicy(max_attempts=4, base=0.01, cap=0.05)
 
 
 def d6_requests(control, path: str, method: str | None = None) -> list[dict[str, Any]]:

@@ -7,11 +7,12 @@ import asyncio
 import pytest
 
 from airflow_provider_d6.exceptions import D6ForbiddenError, D6NotAuthorisedError, D6ServerError
+from airflow_provider_d6.hooks._endpoints import ENDPOINTS
 from airflow_provider_d6.hooks._retry import RetryPolicy
 from airflow_provider_d6.hooks.d6 import D6AsyncHook
-from tests.conftest import SANDBOX_PASSWORD
-from tests.hooks.conftest import FAST
-from tests.hooks.support import d6_requests, pair
+from tests.hooks.support import FAST, d6_requests
+from tests.pairs import pick
+from tests.support import SANDBOX_PASSWORD
 
 CI = "/api/v2/settings/clientintegrations"
 
@@ -24,7 +25,7 @@ def test_async_lists_every_page_and_finds_one(sandbox, connect):
     sandbox.control.configure(max_allowed_limit=7, default_limit=3)
     conn_id = connect(sandbox)
     truth = sandbox.control.data("client_integrations")
-    school_id, api_type_id = pair(sandbox.control, activated=False)
+    school_id, api_type_id = pick(sandbox.control, False)
 
     async def main():
         hook = D6AsyncHook(conn_id, retry_policy=FAST)
@@ -43,6 +44,32 @@ def test_async_lists_every_page_and_finds_one(sandbox, connect):
     assert SANDBOX_PASSWORD not in text
     log = d6_requests(sandbox.control, CI)
     assert len(log) >= 5 and {r["query"].get("limit") for r in log[1:]} <= {"7"}
+
+
+def test_async_learns_the_page_limit_per_endpoint(sandbox, connect):
+    control = sandbox.control
+    control.configure(max_allowed_limit=7, default_limit=3)
+    conn_id = connect(sandbox)
+
+    async def main():
+        async with D6AsyncHook(conn_id, retry_policy=FAST) as hook:
+            first = [r async for r in hook.iter_client_integrations()]
+            control.clear_requests()
+            # Another endpoint starts from d6's default, then asks for its own largest page ...
+            schools = [r async for r in hook._iter_endpoint(ENDPOINTS["schools"], None, {})]
+            # ... while client integrations keep the limit they learned.
+            again = [r async for r in hook.iter_client_integrations()]
+            return first, schools, again
+
+    first, schools, again = _run(main())
+    assert again == first
+    assert schools and {s["school_id"] for s in schools} <= {
+        s["school_id"] for s in control.data("schools")
+    }
+    school_log = d6_requests(control, "/schools")
+    assert len(school_log) >= 2 and "limit" not in school_log[0]["query"]
+    assert {r["query"]["limit"] for r in school_log[1:]} == {"7"}
+    assert {r["query"]["limit"] for r in d6_requests(control, CI)} == {"7"}
 
 
 def test_async_retries_and_maps_errors(sandbox, connect):
@@ -85,7 +112,7 @@ def test_async_dropped_connection_retried(sandbox, connect):
 
 
 def test_async_bad_credentials(make_sandbox, monkeypatch):
-    from tests.conftest import connection_json
+    from tests.support import connection_json
 
     handle = make_sandbox(schools=2, learners_per_school=5)
     monkeypatch.setenv(
@@ -112,7 +139,7 @@ def test_adaptive_throttle_slows_down_on_a_live_rate_limit(make_sandbox, make_ho
     statuses = [r["status"] for r in d6_requests(handle.control, CI)]
     assert statuses.count(200) == 25
     assert 429 in statuses  # the burst ran into d6's limit ...
-    assert hook._throttle.rate is not None  # ... and the hook throttled itself from then on
+    assert hook._core.throttle.rate is not None  # ... and the hook throttled itself from then on
 
 
 def test_async_timeout_is_reported_as_timed_out(sandbox, connect):

@@ -19,8 +19,9 @@ from airflow_provider_d6.exceptions import (
     D6ValidationError,
 )
 from airflow_provider_d6.hooks.d6 import D6Hook
-from tests.conftest import SANDBOX_PASSWORD
-from tests.hooks.support import closed_school, d6_requests, finance_school
+from tests.hooks.support import d6_requests
+from tests.pairs import closed_school, finance_school
+from tests.support import SANDBOX_PASSWORD
 
 CI = "/api/v2/settings/clientintegrations"
 TRANSACTIONS = "v2/finplus/debtmanagement/financialtransactions"

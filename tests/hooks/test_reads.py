@@ -6,7 +6,8 @@ import pytest
 
 from airflow_provider_d6.exceptions import D6InputError, D6NotFoundError
 from airflow_provider_d6.hooks.d6 import RESOURCE_FIELDS, D6Hook
-from tests.hooks.support import d6_requests, finance_school, pair
+from tests.hooks.support import d6_requests
+from tests.pairs import finance_school, pick
 
 LEARNERS = "/v2/finplus/debtmanagement/learners"
 
@@ -20,7 +21,7 @@ def small(make_sandbox):
 def test_client_integrations_match_ground_truth(sandbox, hook):
     truth = sandbox.control.data("client_integrations")
     assert hook.get_client_integrations() == truth
-    school_id, api_type_id = pair(sandbox.control, activated=False)
+    school_id, api_type_id = pick(sandbox.control, False)
     assert hook.get_client_integrations(school_id=school_id) == [
         r for r in truth if r["school_id"] == school_id
     ]
@@ -33,7 +34,7 @@ def test_client_integrations_match_ground_truth(sandbox, hook):
 
 
 def test_get_client_integration_none_when_not_listed(sandbox, hook):
-    school_id, api_type_id = pair(sandbox.control, activated=True)
+    school_id, api_type_id = pick(sandbox.control, True)
     sandbox.control.deauthorise(school_id, api_type_id)
     assert hook.get_client_integration(school_id, api_type_id) is None
 
@@ -158,6 +159,19 @@ def test_iter_resource_by_name(sandbox, hook, resource):
     records = list(hook.iter_resource(resource, school_id=school_id))
     assert records
     assert set(RESOURCE_FIELDS[resource]) <= set(records[0]) | {"debtor_note"}
+
+
+def test_iter_resource_reads_a_school_id_as_the_catalogue_says(sandbox, hook):
+    school_id = finance_school(sandbox.control)
+    sandbox.control.clear_requests()
+    # Not school-scoped: the one record with that id, or the resource's own school_id filter.
+    schools = list(hook.iter_resource("schools", school_id=school_id))
+    assert [s["school_id"] for s in schools] == [school_id]
+    pairs = list(hook.iter_resource("client_integrations", school_id=school_id))
+    assert pairs and {r["school_id"] for r in pairs} == {school_id}
+    log = sandbox.control.requests()
+    assert len(log) == 2 and all(r["school_id"] is None for r in log)  # no school header
+    assert log[1]["query"]["school_id"] == str(school_id)
 
 
 def test_bad_input_refused_before_any_request(sandbox, hook):

@@ -13,9 +13,8 @@ import pytest
 
 from airflow_provider_d6.exceptions import D6ConnectionError
 from airflow_provider_d6.hooks.d6 import D6AsyncHook, D6Hook
-from tests.conftest import PROJECT_ROOT, SANDBOX_PASSWORD
-from tests.hooks.conftest import FAST
-from tests.hooks.support import d6_requests
+from tests.hooks.support import FAST, d6_requests
+from tests.support import PROJECT_ROOT, SANDBOX_PASSWORD
 
 CI = "/api/v2/settings/clientintegrations"
 

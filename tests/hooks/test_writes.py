@@ -8,7 +8,8 @@ import pytest
 
 from airflow_provider_d6.exceptions import D6NotAuthorisedError, D6NotFoundError
 from airflow_provider_d6.hooks.d6 import client_integration_record
-from tests.hooks.support import d6_requests, finance_school, pair, unauthorised_pair
+from tests.hooks.support import d6_requests
+from tests.pairs import finance_school, pick
 
 V2_STATE = "/v2/settings/clientintegrations"
 NOTES_PATH = "/api/v2/finplus/debtmanagement/debtornotes/notes"
@@ -23,7 +24,7 @@ def _state(control, school_id, api_type_id):
 
 def test_activate_then_again_is_idempotent_then_deactivate(sandbox, hook):
     sandbox.control.configure(profile="docs")  # the documented v2 route and its 200/400 answers
-    school_id, api_type_id = pair(sandbox.control, activated=False)
+    school_id, api_type_id = pick(sandbox.control, False)
     record = hook.set_client_integration_state(school_id, api_type_id, True)
     assert record["activated_by_integrator"] == "Yes" and record["school_id"] == school_id
     assert _state(sandbox.control, school_id, api_type_id) == "Yes"
@@ -37,7 +38,7 @@ def test_activate_then_again_is_idempotent_then_deactivate(sandbox, hook):
 
 
 def test_not_authorised_school_raises(sandbox, hook):
-    school_id, api_type_id = unauthorised_pair(sandbox.control)
+    school_id, api_type_id = pick(sandbox.control, None)
     with pytest.raises(D6NotAuthorisedError) as info:
         hook.set_client_integration_state(school_id, api_type_id, True)
     assert info.value.status_code == 401
@@ -80,7 +81,7 @@ def test_v1_fallback_on_route_not_found_and_204(sandbox, make_hook):
 
 def test_v1_route_configured(sandbox, make_hook):
     hook = make_hook(sandbox, extra={"activation_route": "v1"})
-    school_id, api_type_id = pair(sandbox.control, activated=True)
+    school_id, api_type_id = pick(sandbox.control, True)
     assert (
         hook.set_client_integration_state(school_id, api_type_id, False)["activated_by_integrator"]
         == "No"
@@ -94,7 +95,7 @@ def test_v1_route_configured(sandbox, make_hook):
 def test_v2_route_configured_does_not_fall_back(sandbox, make_hook):
     sandbox.control.configure(v2_activation_route=False)
     hook = make_hook(sandbox, activation_route="v2")
-    school_id, api_type_id = pair(sandbox.control, activated=False)
+    school_id, api_type_id = pick(sandbox.control, False)
     with pytest.raises(D6NotFoundError) as info:
         hook.set_client_integration_state(school_id, api_type_id, True)
     assert info.value.route_not_found

@@ -12,19 +12,9 @@ from airflow_provider_d6.operators.client_integrations import (
     ClientIntegrationsOperator,
     format_table,
 )
-from airflow_provider_d6.triggers.client_integrations import is_activated
+from tests.pairs import pair_states
 
 WRITE_METHODS = {"POST", "PATCH", "PUT", "DELETE"}
-
-
-def pair_states(control) -> dict[tuple[int, int], bool | None]:
-    """Return every school × API type pair: True/False when listed (activated?), None when not."""
-    listed = {
-        (record["school_id"], record["api_type_id"]): is_activated(record)
-        for record in control.data("client_integrations")
-    }
-    schools = [school["school_id"] for school in control.data("schools")]
-    return {(school, api): listed.get((school, api)) for school in schools for api in (8, 9)}
 
 
 def writes(control) -> list[dict]:

@@ -10,7 +10,7 @@ import pytest
 
 from airflow_provider_d6.exceptions import D6InputError, D6NotFoundError
 from airflow_provider_d6.operators.debtor_notes import D6DebtorNoteOperator
-from tests.conftest import connection_json
+from tests.support import connection_json
 
 SCHOOL = 1000  # Admin+ API activated in the seeded district, so Finance+ answers for it
 NOTES_PATH = "/api/v2/finplus/debtmanagement/debtornotes/notes"

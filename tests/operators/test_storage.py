@@ -19,7 +19,7 @@ from airflow.sdk import Asset, AssetAlias, ObjectStoragePath
 from airflow_provider_d6.exceptions import D6InputError, D6ServerError
 from airflow_provider_d6.hooks.d6 import RESOURCE_FIELDS, D6Hook
 from airflow_provider_d6.operators.storage import D6ToStorageOperator, write_atomically
-from tests.conftest import connection_json
+from tests.support import connection_json
 
 FINANCE_SCHOOL = 1000  # seeded with Admin+ API activated, so Finance+ answers for it
 WIDE = {"all_accounts": True}  # the ground truth covers every account, not just active ones

@@ -14,7 +14,7 @@ from sandbox_client import (
     unlisted_school,
 )
 
-from tests.conftest import SANDBOX_PASSWORD
+from tests.support import SANDBOX_PASSWORD
 
 RECORD_KEYS = {
     "school_id",

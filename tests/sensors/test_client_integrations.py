@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
 from datetime import timedelta
 
 import pytest
@@ -21,7 +20,7 @@ from airflow_provider_d6.sensors.client_integrations import (
     DEFERRAL_TIMEOUT_GRACE,
     ClientIntegrationSensor,
 )
-from tests.pairs import pick
+from tests.pairs import authorised_after, pick
 
 TRIGGER_PATH = "airflow_provider_d6.triggers.client_integrations.ClientIntegrationTrigger"
 
@@ -58,14 +57,10 @@ def test_returns_the_record_at_once_when_the_condition_already_holds(sandbox, d6
 def test_poke_mode_waits_until_the_school_authorises(sandbox, d6_conn):
     control = sandbox.control
     school, api = pick(control, None)
-    timer = threading.Timer(0.6, control.authorise, args=(school, api))
-    timer.start()
-    try:
+    with authorised_after(control, (school, api), polls=1):
         record = ClientIntegrationSensor(
             task_id="wait", school_id=school, api_type_id=api, poke_interval=0.2, timeout=60
         ).execute({})
-    finally:
-        timer.cancel()
 
     assert (record["school_id"], record["api_type_id"]) == (school, api)
     assert record["activated_by_integrator"] == "No"

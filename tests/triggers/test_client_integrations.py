@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 
 import pytest
@@ -13,7 +12,7 @@ from airflow_provider_d6.triggers.client_integrations import (
     ClientIntegrationTrigger,
     condition_met,
 )
-from tests.pairs import pick
+from tests.pairs import authorised_after, pick
 
 TRIGGER_PATH = "airflow_provider_d6.triggers.client_integrations.ClientIntegrationTrigger"
 
@@ -121,12 +120,8 @@ def test_success_after_the_school_authorises_a_few_polls_in(sandbox, d6_conn):
     trigger = ClientIntegrationTrigger(
         school, api, "authorised", d6_conn, poke_interval=0.2, timeout=60
     )
-    timer = threading.Timer(0.7, control.authorise, args=(school, api))
-    timer.start()
-    try:
+    with authorised_after(control, (school, api), polls=2):
         event = first_event(trigger)
-    finally:
-        timer.cancel()
 
     assert event["status"] == "success"
     assert (event["record"]["school_id"], event["record"]["api_type_id"]) == (school, api)
