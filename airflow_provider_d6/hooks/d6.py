@@ -331,10 +331,10 @@ class D6Hook(ClientIntegrationMethods, DebtManagementMethods, D6HookBase, HttpHo
         body = prepped_request.body
         payload: Any = None
         if body:
-            content_type = prepped_request.headers.get("Content-Type") or ""
-            if "json" not in content_type.lower():
+            content_type = str(prepped_request.headers.get("Content-Type") or "")
+            if "json" not in content_type.lower() or not isinstance(body, (bytes, str)):
                 raise D6InputError(
-                    f"d6 takes JSON bodies, not {content_type or 'an untyped body'}",
+                    "d6 takes JSON bodies only",
                     field="prepped_request.body",
                     allowed="application/json",
                 )
