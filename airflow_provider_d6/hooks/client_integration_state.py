@@ -62,7 +62,8 @@ def client_integration_record(payload: Any) -> dict[str, Any] | None:
             "school_id": record["school_login_id"],
             **{k: v for k, v in record.items() if k != "school_login_id"},
         }
-    return coerce_ids(record, CLIENT_INTEGRATIONS)
+    normalised: dict[str, Any] = coerce_ids(record, CLIENT_INTEGRATIONS)
+    return normalised
 
 
 def list_params(school_id: Any = None, api_type_id: Any = None, **filters: Any) -> dict[str, Any]:

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 import requests
-from airflow.exceptions import AirflowNotFoundException
 from airflow.providers.http.hooks.http import HttpHook
+from airflow.sdk.exceptions import AirflowNotFoundException
 from requests.adapters import HTTPAdapter
 from requests.utils import get_environ_proxies
 from urllib3.exceptions import NewConnectionError
@@ -65,7 +65,7 @@ FAILURES = FailureKinds(
 _CATCH = requests.RequestException
 
 
-class D6Hook(ClientIntegrationMethods, DebtManagementMethods, D6HookBase, HttpHook):
+class D6Hook(D6HookBase, HttpHook, ClientIntegrationMethods, DebtManagementMethods):
     """Call the d6+ Integrate API through one reusable, thread-safe session.
 
     The connection is read once, on first use. Options resolve as hook kwargs > connection extras
@@ -207,7 +207,10 @@ class D6Hook(ClientIntegrationMethods, DebtManagementMethods, D6HookBase, HttpHo
         record_id = check_id(record_id, endpoint.id_param or "id")
         path = f"{endpoint.path}/{record_id}"
         payload = self._send("GET", path, school_id=school_id)
-        return coerce_ids(single(payload, method="GET", url=self.base_url + path), endpoint)
+        record: dict[str, Any] = coerce_ids(
+            single(payload, method="GET", url=self.base_url + path), endpoint
+        )
+        return record
 
     def iter_resource(
         self, resource: str, school_id: int | None = None, **filters: Any

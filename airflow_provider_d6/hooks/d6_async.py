@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 from typing import Any, Self
 
 import aiohttp
-from airflow.exceptions import AirflowNotFoundException
 from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException
 
 from airflow_provider_d6.hooks._config import default_verify, missing_connection
 from airflow_provider_d6.hooks._core import Answer, Core, D6HookBase, Failure, FailureKinds, Request
