@@ -73,6 +73,7 @@ def test_run_and_check_refuses_a_body_that_is_not_json(sandbox, hook):
 
 
 def test_run_and_check_does_not_resend_a_write_that_may_have_landed(sandbox, hook):
+    sandbox.control.configure(profile="docs")  # the documented v2 route, which applies the PATCH
     school_id, api_type_id = pick(sandbox.control, False)
     sandbox.control.set_faults(script=[{"kind": "drop", "times": 1, "method": "PATCH"}])
     body = {"school_id": school_id, "api_type_id": api_type_id, "state": True}
@@ -82,6 +83,7 @@ def test_run_and_check_does_not_resend_a_write_that_may_have_landed(sandbox, hoo
 
 
 def test_run_does_not_resend_a_patch_that_may_have_landed(sandbox, hook):
+    sandbox.control.configure(profile="docs")  # the documented v2 route, which applies the PATCH
     school_id, api_type_id = pick(sandbox.control, False)
     sandbox.control.set_faults(script=[{"kind": "drop", "times": 1, "method": "PATCH"}])
     hook.method = "PATCH"
