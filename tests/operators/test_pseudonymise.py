@@ -17,7 +17,7 @@ from airflow_provider_d6.operators.privacy import (
     RecordPrivacy,
 )
 from airflow_provider_d6.operators.storage import D6ToStorageOperator
-from tests.conftest import connection_json
+from tests.support import connection_json
 
 SCHOOL = 1000  # Admin+ activated in the seeded district, so Finance+ answers for it
 KEY_CONN = "d6_pseudonym_key"
