@@ -230,14 +230,21 @@ class RecordPrivacy:
             yield self.apply(record)
 
 
-def read_pseudonym_key(conn_id: str) -> str:
+def read_pseudonym_key(conn_id: str | None) -> str:
     """Return the password of the Airflow connection *conn_id*, masked in every later log line.
 
-    :raises D6InputError: when the connection has no password (its text never appears).
+    :raises D6InputError: when there is no such connection id or the connection has no password
+        of the minimum length (the password's text never appears).
     """
     from airflow.sdk import BaseHook
     from airflow.sdk.log import mask_secret
 
+    if not conn_id:
+        raise D6InputError(
+            "pseudonymise needs a key",
+            field="pseudonym_key_conn_id",
+            allowed="the id of an Airflow connection whose password is the pseudonym key",
+        )
     password = BaseHook.get_connection(conn_id).password
     if password:
         mask_secret(password)
