@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, AssetAlias, CronDataIntervalTimetable, Param, task
+from airflow.sdk import DAG, AssetAlias, CronDataIntervalTimetable, Param, literal, task
 
+from airflow_provider_d6._text import printable
+from airflow_provider_d6.exceptions import D6InputError, D6ResponseError
 from airflow_provider_d6.hooks.client_integration_state import is_activated
 from airflow_provider_d6.operators.client_integrations import ClientIntegrationsOperator
-from airflow_provider_d6.operators.storage import D6ToStorageOperator
+from airflow_provider_d6.operators.storage import D6ToStorageOperator, check_storage_root
 
 log = logging.getLogger(__name__)
 
 TIMEZONE = "Africa/Johannesburg"
 RESOURCES = ("learners", "age_analysis", "financial_transactions")
+# d6 ids are positive integers; anything longer than this is not an id d6 issues.
+MAX_SCHOOL_ID = 10**9
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 
 DOC_MD = """
 ### Export Finance+ data for every activated school
@@ -35,24 +42,55 @@ DOC_MD = """
 Runs daily at 03:00 Africa/Johannesburg for the day that just closed (the run's `ds`); the
 financial transactions are filtered to that day (`start_date` = `end_date` = day). Set
 `export_date` to export another day by hand. `storage_root` defaults to `$AIRFLOW_HOME/data`
-(resolved on the worker) and may be any path `ObjectStoragePath` understands.
+(resolved on the worker), or an absolute path or `file://`, `s3://`, `gs://`, `gcs://`, `abfs://`,
+`abfss://`, `az://` URL with plain segments (no `..`, no template syntax). A deployment confines
+it with the Airflow option `[d6] export_storage_roots` (comma-separated roots).
 """
 
 
-def _storage_root(value: str | None) -> str:
-    """Return the storage root chosen in the params, or ``$AIRFLOW_HOME/data`` on this worker."""
+def _storage_root(value: Any) -> str:
+    """Return the storage root chosen in the params, or ``$AIRFLOW_HOME/data`` on this worker.
+
+    The param is attacker-controlled (anyone who may trigger the DAG sets it), so it is checked
+    by :func:`check_storage_root`: an allowed scheme, plain segments, within the deployment's
+    ``[d6] export_storage_roots`` when set.
+    """
     if value:
-        return value.rstrip("/")
+        return check_storage_root(value, "storage_root")
     home = os.environ.get("AIRFLOW_HOME") or os.path.join(os.path.expanduser("~"), "airflow")
     return os.path.join(home, "data")
 
 
 def _export_day(params: dict[str, Any], context: dict[str, Any]) -> str:
     """Return the day to export: the param, else the run's ``ds``, else today in Johannesburg."""
-    if params.get("export_date"):
-        return pendulum.parse(params["export_date"]).to_date_string()
+    value = params.get("export_date")
+    if value:
+        # Exactly YYYY-MM-DD: the day ends up in file paths and d6 filters.
+        try:
+            if not isinstance(value, str) or not _DAY.fullmatch(value):
+                raise ValueError(value)
+            return date.fromisoformat(value).isoformat()
+        except ValueError:
+            raise D6InputError(
+                "is not a date", field="export_date", allowed="YYYY-MM-DD, e.g. 2026-01-31"
+            ) from None
     # Airflow 3 manual runs may have no logical date, and then no ds.
     return context.get("ds") or pendulum.now(TIMEZONE).to_date_string()
+
+
+def _school_id(record: dict[str, Any], index: int) -> int:
+    """Return a client integration's school id, refusing anything but a plain positive int.
+
+    The id comes from d6's answer and ends up in templated operator arguments and file paths,
+    so a string (which Airflow would render as a template) or a huge number is refused.
+    """
+    value = record.get("school_id")
+    if type(value) is not int or not 1 <= value <= MAX_SCHOOL_ID:
+        raise D6ResponseError(
+            f"client_integrations[{index}].school_id is not a school id "
+            f"(expected an integer from 1 to {MAX_SCHOOL_ID}, got {type(value).__name__})"
+        )
+    return value
 
 
 def _export_kwargs(resource: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
@@ -64,10 +102,12 @@ def _export_kwargs(resource: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
         filters = (
             {"start_date": day, "end_date": day} if resource == "financial_transactions" else {}
         )
+        # Airflow renders expand_kwargs values as Jinja templates; these are built from a form
+        # param and a d6 answer, so they are passed as literals and never rendered.
         return {
-            "school_id": school["school_id"],
-            "path": f"{school['root']}/{day}/{school['school_id']}/{resource}.jsonl",
-            "filters": filters,
+            "school_id": int(school["school_id"]),
+            "path": literal(f"{school['root']}/{day}/{school['school_id']}/{resource}.jsonl"),
+            "filters": literal(filters),
         }
 
     return build
@@ -108,15 +148,15 @@ with DAG(
         integrations: list[dict[str, Any]], params: dict[str, Any], **context: Any
     ) -> list[dict[str, Any]]:
         """Return each school with an activated integration once, with the export day and root."""
-        schools: dict[int, str] = {}
-        for record in integrations:
-            if is_activated(record):
-                schools.setdefault(record["school_id"], record.get("school_name") or "")
         day = _export_day(params, context)
         root = _storage_root(params["storage_root"])
+        schools: dict[int, str] = {}
+        for index, record in enumerate(integrations):
+            if is_activated(record):
+                schools.setdefault(_school_id(record, index), record.get("school_name") or "")
         log.info("Exporting %s for %d activated school(s) to %s/%s/", day, len(schools), root, day)
         for school_id, name in sorted(schools.items()):
-            log.info("  %s %s", school_id, name)
+            log.info("  %s %s", school_id, printable(name))
         return [
             {"school_id": school_id, "school_name": name, "day": day, "root": root}
             for school_id, name in sorted(schools.items())
@@ -144,8 +184,12 @@ with DAG(
         """List the files written; fail the run if any school's export did not finish."""
         written: list[dict[str, Any]] = []
         for resource in RESOURCES:
-            # Failed map indexes pushed nothing, so they are simply absent here.
-            for result in ti.xcom_pull(task_ids=f"export_{resource}") or []:
+            # Explicit map indexes: without them Airflow returns a single school's result as the
+            # bare dict instead of a list of one. Failed map indexes pushed nothing (None).
+            results = ti.xcom_pull(
+                task_ids=f"export_{resource}", map_indexes=list(range(len(schools)))
+            )
+            for result in results or []:
                 if result:
                     written.append(result)
                     log.info(

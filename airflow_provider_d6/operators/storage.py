@@ -12,14 +12,16 @@ import hashlib
 import json
 import logging
 import os
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlsplit, urlunsplit
 
-from airflow.sdk import Asset, AssetAlias, BaseOperator, ObjectStoragePath
+from airflow.sdk import Asset, AssetAlias, BaseOperator, ObjectStoragePath, conf, literal
 
+from airflow_provider_d6._text import printable
 from airflow_provider_d6.exceptions import D6InputError
 from airflow_provider_d6.hooks._endpoints import ENDPOINTS, RESOURCE_FIELDS
 from airflow_provider_d6.operators.privacy import (
@@ -44,6 +46,15 @@ SCHOOL_OPTIONAL_RESOURCES = frozenset(n for n, e in ENDPOINTS.items() if not e.s
 # so that the header never depends on the data and nothing is silently dropped.
 EXTRA_COLUMN = "extra"
 _LOCAL_PROTOCOLS = frozenset({"file", "local"})
+#: The URL schemes a storage root chosen at run time (a trigger-form param) may use.
+STORAGE_ROOT_SCHEMES = ("file", "s3", "gs", "gcs", "abfs", "abfss", "az")
+#: The Airflow option a deployment sets to confine run-time storage roots (comma-separated roots).
+STORAGE_ROOTS_OPTION = ("d6", "export_storage_roots")
+# One path segment of a storage root: letters, digits and a few punctuation marks, nothing Jinja,
+# a shell, a URL parser or fsspec gives a meaning to ({ } % # ? * [ ] \ spaces, controls, ...).
+_ROOT_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._~@+=,-]*", re.ASCII)
+# What airflow.sdk.literal() wraps a value in (the class itself is not public).
+_LITERAL = type(literal(None))
 _WRITE_BUFFER_BYTES = 64 * 1024
 _READ_CHUNK_BYTES = 1024 * 1024
 
@@ -115,10 +126,10 @@ class D6ToStorageOperator(BaseOperator):
         )
         if not _is_templated(resource):
             check_choice(resource, "resource", RESOURCE_FIELDS)
-        if _is_static_path(path):
-            _storage_uri(path)
+        if _is_static_path(_unwrap(path)):
+            _storage_uri(_unwrap(path))
         if "outlets" not in kwargs:
-            kwargs["outlets"] = [_outlet_for(asset, path, kwargs.get("task_id"))]
+            kwargs["outlets"] = [_outlet_for(asset, _unwrap(path), kwargs.get("task_id"))]
         super().__init__(**kwargs)
         self.resource = resource
         self.path = path
@@ -140,12 +151,13 @@ class D6ToStorageOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Export the collection and return the path, counts and sha256 for XCom."""
-        resource = check_choice(self.resource, "resource", RESOURCE_FIELDS)
+        # Unwrapped for a direct execute() call; a task run has already resolved the literals.
+        resource = check_choice(_unwrap(self.resource), "resource", RESOURCE_FIELDS)
         school_id = check_id(
-            self.school_id, "school_id", optional=resource in SCHOOL_OPTIONAL_RESOURCES
+            _unwrap(self.school_id), "school_id", optional=resource in SCHOOL_OPTIONAL_RESOURCES
         )
-        filters = _as_filters(self.filters)
-        target = _to_storage_path(self.path)
+        filters = _as_filters(_unwrap(self.filters))
+        target = _to_storage_path(_unwrap(self.path))
         # The key is read before the first d6 request, so a missing one costs no d6 call.
         privacy = RecordPrivacy(
             drop_fields=self.drop_fields,
@@ -339,6 +351,11 @@ def _remove_quietly(fs: Any, path: str) -> None:
         log.warning("Could not remove the temporary export file %s", path, exc_info=True)
 
 
+def _unwrap(value: Any) -> Any:
+    """Return the value inside an ``airflow.sdk.literal()`` wrapper, or *value* itself."""
+    return value.value if isinstance(value, _LITERAL) else value
+
+
 def _is_templated(value: Any) -> bool:
     return isinstance(value, str) and ("{{" in value or "{%" in value)
 
@@ -401,6 +418,72 @@ def _outlet_for(
     return AssetAlias(name=f"d6-export:{task_id}")
 
 
+def check_storage_root(value: Any, field: str = "storage_root") -> str:
+    """Return *value* as a storage root URI when it is a plain, allowed location.
+
+    A storage root often comes from a trigger-form param, so it is attacker-controlled: it must
+    use one of :data:`STORAGE_ROOT_SCHEMES` (or be an absolute local path), and every path
+    segment must be plain (letters, digits, ``. _ ~ @ + = , -``; no ``..``, no template syntax,
+    no empty segment). When the deployment sets ``[d6] export_storage_roots`` (environment:
+    ``AIRFLOW__D6__EXPORT_STORAGE_ROOTS``) to a comma-separated list of roots, *value* must also
+    be one of them or lie below one.
+
+    :param value: the root, e.g. ``/srv/exports`` or ``s3://aws_default@bucket/d6``.
+    :param field: the name used in errors.
+    :raises D6InputError: naming *field* and what is allowed; the rejected value is not echoed
+        beyond a short, escaped excerpt.
+    """
+    uri = _plain_root(value, field)
+    allowed_roots = [
+        _plain_root(entry, f"[{STORAGE_ROOTS_OPTION[0]}] {STORAGE_ROOTS_OPTION[1]}")
+        for entry in conf.get(*STORAGE_ROOTS_OPTION, fallback="").split(",")
+        if entry.strip()
+    ]
+    if allowed_roots and not any(
+        uri == root or uri.startswith(f"{root}/") for root in allowed_roots
+    ):
+        raise D6InputError(
+            "is outside the storage roots this deployment allows",
+            field=field,
+            allowed=", ".join(allowed_roots) + " (or a directory below one)",
+        )
+    return uri
+
+
+def _plain_root(value: Any, field: str) -> str:
+    """Return *value* as ``scheme://location`` when its syntax is plain (see check_storage_root)."""
+    schemes = ", ".join(f"{scheme}://" for scheme in STORAGE_ROOT_SCHEMES)
+    allowed = (
+        f"an absolute path or a URL ({schemes}) whose segments use only letters, digits "
+        "and . _ ~ @ + = , - (no '..', no template syntax)"
+    )
+    if not isinstance(value, str) or not value:
+        raise D6InputError("a storage root is required", field=field, allowed=allowed)
+    text = value.rstrip("/")
+    scheme, separator, location = text.partition("://")
+    if not separator:
+        scheme, location = "file", text
+        if not text.startswith("/"):
+            raise D6InputError("is neither absolute nor a URL", field=field, allowed=allowed)
+    elif scheme.lower() not in STORAGE_ROOT_SCHEMES:
+        raise D6InputError(
+            f"the scheme '{printable(scheme, limit=20)}' is not allowed",
+            field=field,
+            allowed=allowed,
+        )
+    scheme = scheme.lower()
+    segments = location.lstrip("/").split("/") if scheme == "file" else location.split("/")
+    if scheme == "file" and not location.startswith("/"):
+        raise D6InputError("a file:// root must be absolute", field=field, allowed=allowed)
+    for segment in segments:
+        if segment in (".", "..") or not _ROOT_SEGMENT.fullmatch(segment):
+            shown = f"'{printable(segment, limit=40)}'" if segment else "(empty)"
+            raise D6InputError(
+                f"the path segment {shown} is not plain", field=field, allowed=allowed
+            )
+    return f"{scheme}:///{'/'.join(segments)}" if scheme == "file" else f"{scheme}://{location}"
+
+
 def _is_static_path(path: Any) -> bool:
     """Return whether *path* is known at parse time (not Jinja, not an XCom)."""
     return isinstance(path, ObjectStoragePath) or (
@@ -449,4 +532,12 @@ def _as_filters(value: Any) -> dict[str, Any]:
     return dict(value)
 
 
-__all__ = ["EXTRA_COLUMN", "FORMATS", "D6ToStorageOperator", "write_atomically"]
+__all__ = [
+    "EXTRA_COLUMN",
+    "FORMATS",
+    "STORAGE_ROOTS_OPTION",
+    "STORAGE_ROOT_SCHEMES",
+    "D6ToStorageOperator",
+    "check_storage_root",
+    "write_atomically",
+]

@@ -104,3 +104,30 @@ def test_one_school_failing_does_not_stop_the_others(dagbag, airflow_db, distric
     assert states[("summary", -1)] == "failed"
     assert len(list(tmp_path.rglob("age_analysis.jsonl"))) == len(schools) - 1
     assert len(list(tmp_path.rglob("learners.jsonl"))) == len(schools)
+
+
+def test_one_activated_school_is_summarised(dagbag, airflow_db, district, tmp_path):
+    from airflow_provider_d6.hooks.d6 import D6Hook
+
+    hook = D6Hook()
+    activated = [
+        r
+        for r in district.control.data("client_integrations")
+        if r["activated_by_integrator"] == "Yes"
+    ]
+    keep = activated[0]["school_id"]
+    for record in activated:
+        if record["school_id"] != keep:
+            hook.set_client_integration_state(record["school_id"], record["api_type_id"], False)
+    assert _activated_schools(district) == [keep]
+
+    dag_run = dagbag.dags["d6_finance_export"].test(run_conf={"storage_root": str(tmp_path)})
+
+    # With a single school Airflow hands back one result, not a list of one: the summary must
+    # still count it as written.
+    assert dag_run.state == "success", task_states(dag_run)
+    summary = xcom(dag_run, "summary")
+    assert summary["schools"] == 1
+    assert [path.rsplit("/", 1)[1] for path in summary["files"]] == sorted(
+        f"{resource}.jsonl" for resource in RESOURCES
+    )
