@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 from typing import Any
 
 import pendulum
 from airflow.sdk import DAG, Param, task
 
-from airflow_provider_d6.exceptions import D6InputError
+from airflow_provider_d6._text import printable
 from airflow_provider_d6.operators.client_integrations import ClientIntegrationsOperator
+from airflow_provider_d6.operators.desired_states import MAX_FILE_BYTES, load_desired_states
 
 log = logging.getLogger(__name__)
 
-# Relative paths in the param are read from the folder of this file, where the sample lives.
-DAGS_DIR = Path(__file__).resolve().parent
 SAMPLE_FILE = "d6_desired_states.yaml"
-ENTRY_FIELDS = ("school_id", "api_type_id", "state")
 
 DOC_MD = f"""
 ### Reconcile d6+ client integrations nightly
@@ -42,99 +38,11 @@ desired_states:
   - {{school_id: 1003, api_type_id: 9, state: false}}
 ```
 
-The `desired_states_path` param defaults to `{SAMPLE_FILE}` next to this DAG; relative paths are
-read from the DAGs folder. Runs at 02:00 Africa/Johannesburg and can be triggered by hand.
+The `desired_states_path` param defaults to `{SAMPLE_FILE}` in the DAGs folder. The file must lie
+in the DAGs folder, or in the folder the Airflow option `[d6] desired_states_dir` names (relative
+paths are read from there), be a regular file of at most {MAX_FILE_BYTES} bytes and use no YAML
+anchors or aliases. Runs at 02:00 Africa/Johannesburg and can be triggered by hand.
 """
-
-
-def load_desired_states(path: str | Path) -> list[dict[str, Any]]:
-    """Read and validate a desired-states file (JSON or YAML).
-
-    :param path: the file; ``.json`` is read as JSON, anything else as YAML (a superset of JSON).
-    :raises D6InputError: naming the file and, for a bad entry, its index and field.
-    """
-    path = Path(path)
-    if not path.is_absolute():
-        path = DAGS_DIR / path
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise D6InputError(
-            f"cannot read desired states file {path}: {error.strerror or error}",
-            field="desired_states_path",
-        ) from None
-    if path.suffix.lower() == ".json":
-        try:
-            document = json.loads(text)
-        except ValueError as error:
-            raise D6InputError(
-                f"{path} is not valid JSON: {error}", field="desired_states_path"
-            ) from None
-    else:
-        import yaml  # only when a run reads a file: keeps parsing this DAG cheap
-
-        try:
-            document = yaml.safe_load(text)
-        except yaml.YAMLError as error:
-            raise D6InputError(
-                f"{path} is not valid YAML: {error}", field="desired_states_path"
-            ) from None
-
-    entries = document.get("desired_states") if isinstance(document, dict) else document
-    if not isinstance(entries, list):
-        raise D6InputError(
-            f"{path} must hold a list of entries, or a mapping with a 'desired_states' list",
-            field="desired_states",
-        )
-    seen: dict[tuple[int, int], int] = {}
-    desired = []
-    for index, entry in enumerate(entries):
-        desired.append(_validate_entry(index, entry, path))
-        pair = (desired[-1]["school_id"], desired[-1]["api_type_id"])
-        if pair in seen:
-            raise D6InputError(
-                f"school {pair[0]} / API type {pair[1]} is already listed at "
-                f"desired_states[{seen[pair]}] in {path}",
-                field=f"desired_states[{index}]",
-            )
-        seen[pair] = index
-    return desired
-
-
-def _validate_entry(index: int, entry: Any, path: Path) -> dict[str, Any]:
-    """Return one entry as ``{"school_id", "api_type_id", "state"}``, or raise naming the field."""
-    where = f"desired_states[{index}]"
-    if not isinstance(entry, dict):
-        raise D6InputError(
-            f"{where} in {path} must be a mapping with {', '.join(ENTRY_FIELDS)}, got {entry!r}",
-            field=where,
-        )
-    unknown = sorted(str(key) for key in entry if key not in ENTRY_FIELDS)
-    if unknown:
-        raise D6InputError(
-            f"{where}.{unknown[0]} in {path}: unknown field",
-            field=f"{where}.{unknown[0]}",
-            allowed=", ".join(ENTRY_FIELDS),
-        )
-    for field in ENTRY_FIELDS:
-        if field not in entry:
-            raise D6InputError(f"{where}.{field} in {path}: missing", field=f"{where}.{field}")
-    for field in ("school_id", "api_type_id"):
-        value = entry[field]
-        # bool is an int subclass: `school_id: yes` must not become school 1.
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise D6InputError(
-                f"{where}.{field} in {path}: got {value!r}",
-                field=f"{where}.{field}",
-                allowed="a positive integer",
-            )
-    if not isinstance(entry["state"], bool):
-        raise D6InputError(
-            f"{where}.state in {path}: got {entry['state']!r}",
-            field=f"{where}.state",
-            allowed="true (activate) or false (deactivate)",
-        )
-    return {field: entry[field] for field in ENTRY_FIELDS}
 
 
 def _pair(entry: dict[str, Any]) -> dict[str, Any]:
@@ -149,7 +57,9 @@ def _pair(entry: dict[str, Any]) -> dict[str, Any]:
 def _pairs(entries: list[dict[str, Any]]) -> str:
     """Return entries as ``school/API type`` labels for a log line."""
     labels = [
-        f"{e.get('school_name') or e['school_id']} / {e.get('api_type') or e['api_type_id']}"
+        printable(
+            f"{e.get('school_name') or e['school_id']} / {e.get('api_type') or e['api_type_id']}"
+        )
         for e in entries
     ]
     return "; ".join(labels) if labels else "none"
@@ -170,8 +80,8 @@ with DAG(
             type="string",
             minLength=1,
             title="Desired states file",
-            description="JSON or YAML file of {school_id, api_type_id, state} entries; "
-            "relative paths are read from the DAGs folder.",
+            description="JSON or YAML file of {school_id, api_type_id, state} entries, "
+            "in the DAGs folder (or [d6] desired_states_dir); relative paths are read from there.",
         ),
     },
 ) as dag:
@@ -186,7 +96,7 @@ with DAG(
             len(desired),
             activate,
             len(desired) - activate,
-            params["desired_states_path"],
+            printable(params["desired_states_path"]),
         )
         return desired
 

@@ -22,6 +22,13 @@ load_desired_states = _module().load_desired_states
 GOOD = '{"school_id": 1000, "api_type_id": 8, "state": true}'
 
 
+@pytest.fixture(autouse=True)
+def desired_states_dir(monkeypatch, tmp_path):
+    """Read desired-states files from the test's own folder, as a deployment would configure."""
+    monkeypatch.setenv("AIRFLOW__D6__DESIRED_STATES_DIR", str(tmp_path))
+    return tmp_path
+
+
 def _integrations(handle) -> dict[tuple[int, int], str]:
     return {
         (r["school_id"], r["api_type_id"]): r["activated_by_integrator"]
@@ -139,7 +146,7 @@ def test_bad_desired_states_file_fails_naming_the_entry(
 
 
 def test_sample_file_is_valid():
-    desired = load_desired_states("d6_desired_states.yaml")
+    desired = load_desired_states("d6_desired_states.yaml", root=DAGS_DIR)
     assert desired and all(set(entry) == {"school_id", "api_type_id", "state"} for entry in desired)
 
 
@@ -161,7 +168,7 @@ def test_json_and_yaml_both_load(tmp_path):
         ('[{"school_id": 1000, "api_type_id": 8}]', "desired_states[0].state"),
         (
             '[{"school_id": 1000, "api_type_id": 8, "state": true, "sate": false}]',
-            "desired_states[0].sate",
+            "desired_states[0] in",
         ),
         ('[{"school_id": true, "api_type_id": 8, "state": true}]', "desired_states[0].school_id"),
         ('[{"school_id": 1000, "api_type_id": 0, "state": true}]', "desired_states[0].api_type_id"),
@@ -185,5 +192,5 @@ def test_bad_entries_are_named(tmp_path, text, named):
 
 
 def test_missing_file_is_named(tmp_path):
-    with pytest.raises(ValueError, match=r"cannot read desired states file .*nope\.yaml"):
+    with pytest.raises(ValueError, match=r"desired_states_path: .*nope\.yaml does not exist"):
         load_desired_states(tmp_path / "nope.yaml")
