@@ -174,9 +174,8 @@ def _parse_yaml(text: str, shown: str) -> Any:
         # First the event stream, which PyYAML produces without recursion: it bounds the
         # nesting and the size, and refuses anchors and aliases (an alias bomb expands a few
         # hundred bytes into gigabytes). Only then is the (now small and flat) document built.
-        depth = events = 0
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
-            events += 1
+        depth = 0
+        for events, event in enumerate(yaml.parse(text, Loader=yaml.SafeLoader), start=1):
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
                 raise D6InputError(
                     f"{shown} uses a YAML anchor or alias", field=_FIELD, allowed=allowed
