@@ -48,6 +48,11 @@ if TYPE_CHECKING:
 MAX_ID = 2**53 - 1
 #: The longest JSON or literal text parsed for a structured argument.
 MAX_STRUCTURED_CHARS = 1_000_000
+#: The longest debtor note text sent. The d6 docs give no limit ([gap]); 4,000 characters is the
+#: widest text column SQL Server keeps in-row and far more than a note needs.
+MAX_NOTE_CHARS = 4000
+#: The longest wait, timeout or interval accepted, in seconds (a year).
+MAX_SECONDS = 366 * 24 * 3600
 
 NOTE_TYPE_TEXT, NOTE_TYPE_PROMISE, NOTE_TYPE_INTERNAL = 1, 2, 3
 NOTE_STATUSES = ("Created", "Deleted")
@@ -80,6 +85,7 @@ _DATETIME = re.compile(
 )
 _MONEY = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
 _MONEY_ALLOWED = 'a decimal string greater than zero, e.g. "150.00"'
+_SECONDS = re.compile(r"[0-9]{1,12}(\.[0-9]{1,6})?")
 
 
 def is_given(value: object) -> bool:
@@ -176,6 +182,41 @@ def check_bool(value: object, field: str, *, optional: bool = False) -> bool | N
         if text in _FALSE:
             return False
     raise D6InputError(f"{_show(value)} is not a boolean", field=field, allowed=allowed)
+
+
+def check_seconds(
+    value: object, field: str, *, minimum: float = 0.0, maximum: float = MAX_SECONDS
+) -> float:
+    """Return a duration in seconds: a finite number from *minimum* to *maximum*.
+
+    Accepts an ``int``, a ``float``, a ``timedelta`` or a plain decimal string (``"30"``,
+    ``"0.5"``: ASCII digits, what Jinja renders a number into). ``nan``, ``inf``, booleans, signs
+    and exponents are refused.
+
+    :param minimum: the shortest accepted duration.
+    :param maximum: the longest accepted duration (:data:`MAX_SECONDS` by default).
+    :raises D6InputError: naming *field* and the accepted range.
+    """
+    from datetime import timedelta
+
+    allowed = f"a number of seconds from {minimum:g} to {maximum:.0f}"
+    if isinstance(value, timedelta):
+        number = value.total_seconds()
+    elif isinstance(value, bool):
+        raise D6InputError(f"got a boolean ({value!r})", field=field, allowed=allowed)
+    elif isinstance(value, int):
+        # Compared as an int: float() of a 400-digit int would raise OverflowError.
+        number = float(value) if abs(value) <= maximum else float("inf")
+    elif isinstance(value, float):
+        number = value
+    elif isinstance(value, str) and _SECONDS.fullmatch(text := value.strip()):
+        number = float(text)
+    else:
+        raise D6InputError(f"{_show(value)} is not a number", field=field, allowed=allowed)
+    # nan compares false with everything, so it is refused by the range test as well.
+    if not minimum <= number <= maximum:
+        raise D6InputError(f"{_show(value)} is out of range", field=field, allowed=allowed)
+    return number
 
 
 def query_bool(value: bool) -> str:
@@ -447,6 +488,12 @@ def check_note(fields: Mapping[str, Any], *, today: date, updating: bool = False
                 field="note",
                 allowed="a string",
             )
+        if len(given["note"]) > MAX_NOTE_CHARS:
+            raise D6InputError(
+                f"is {len(given['note'])} characters long",
+                field="note",
+                allowed=f"at most {MAX_NOTE_CHARS} characters",
+            )
         body["note"] = given["note"]
     note_type_id = body.get("note_type_id")
     if not updating and note_type_id != NOTE_TYPE_INTERNAL and "communication_type_id" not in body:
@@ -478,6 +525,9 @@ def _show(value: object) -> str:
     ``repr`` escapes control characters, so a value cannot forge log lines; the length is capped
     so a huge value cannot flood the log.
     """
+    if isinstance(value, int) and value.bit_length() > 192:
+        # repr() of an int of more than 4,300 digits raises ValueError instead of returning text.
+        return f"an integer of about {int(value.bit_length() * 0.30103)} digits"
     text = repr(value)
     return text if len(text) <= 60 else f"{text[:57]}..."
 
@@ -485,6 +535,8 @@ def _show(value: object) -> str:
 __all__ = [
     "BOOL_ALLOWED",
     "MAX_ID",
+    "MAX_NOTE_CHARS",
+    "MAX_SECONDS",
     "MAX_STRUCTURED_CHARS",
     "NOTE_FIELDS",
     "NOTE_STATUSES",
@@ -502,6 +554,7 @@ __all__ = [
     "check_money",
     "check_note",
     "check_promises",
+    "check_seconds",
     "is_given",
     "parse_structured",
     "query_bool",

@@ -17,13 +17,12 @@ from airflow_provider_d6.exceptions import D6InputError, D6ResponseError
 from airflow_provider_d6.hooks.client_integration_state import is_activated
 from airflow_provider_d6.operators.client_integrations import ClientIntegrationsOperator
 from airflow_provider_d6.operators.storage import D6ToStorageOperator, check_storage_root
+from airflow_provider_d6.validation import MAX_ID
 
 log = logging.getLogger(__name__)
 
 TIMEZONE = "Africa/Johannesburg"
 RESOURCES = ("learners", "age_analysis", "financial_transactions")
-# d6 ids are positive integers; anything longer than this is not an id d6 issues.
-MAX_SCHOOL_ID = 10**9
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 
 DOC_MD = """
@@ -85,10 +84,10 @@ def _school_id(record: dict[str, Any], index: int) -> int:
     so a string (which Airflow would render as a template) or a huge number is refused.
     """
     value = record.get("school_id")
-    if type(value) is not int or not 1 <= value <= MAX_SCHOOL_ID:
+    if type(value) is not int or not 1 <= value <= MAX_ID:
         raise D6ResponseError(
             f"client_integrations[{index}].school_id is not a school id "
-            f"(expected an integer from 1 to {MAX_SCHOOL_ID}, got {type(value).__name__})"
+            f"(expected an integer from 1 to {MAX_ID}, got {type(value).__name__})"
         )
     return value
 

@@ -9,14 +9,18 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, Param, task
 
+from airflow_provider_d6._text import printable
 from airflow_provider_d6.hooks.client_integration_state import is_activated
 from airflow_provider_d6.operators.client_integrations import ClientIntegrationsOperator
 from airflow_provider_d6.sensors.client_integrations import ClientIntegrationSensor
+from airflow_provider_d6.validation import check_seconds
 
 log = logging.getLogger(__name__)
 
 # The API types d6 documents; the trigger form shows their names in a drop-down.
 API_TYPES = {8: "Admin+ API", 9: "Curriculum+ API"}
+# The longest wait the form accepts: 30 days.
+MAX_WAIT_MINUTES = 30 * 24 * 60
 
 DOC_MD = """
 ### Onboard a school onto the d6+ Integrate API
@@ -45,7 +49,12 @@ class AuthorisationSensor(ClientIntegrationSensor):
 
     def execute(self, context: Any) -> Any:
         """Take the timeout from the run's params, then poke and defer as usual."""
-        self.timeout = float(context["params"]["wait_for_authorisation_minutes"]) * 60
+        minutes = check_seconds(
+            context["params"]["wait_for_authorisation_minutes"],
+            "wait_for_authorisation_minutes",
+            maximum=MAX_WAIT_MINUTES,
+        )
+        self.timeout = minutes * 60
         return _stamped(super().execute(context))
 
     def execute_complete(self, context: Any, event: Any = None) -> Any:
@@ -87,6 +96,7 @@ with DAG(
             60,
             type="number",
             minimum=0,
+            maximum=MAX_WAIT_MINUTES,
             title="Wait for authorisation (minutes)",
             description="How long to wait for the school to authorise us before failing.",
         ),
@@ -107,12 +117,13 @@ with DAG(
         school_id, api_type_id = params["school_id"], params["api_type_id"]
         records = D6Hook().get_client_integrations(school_id=school_id)
         for record in records:
+            # d6's text, escaped: a newline in a school name must not forge a log line.
             log.info(
                 "d6 lists %s (%s) for %s: activated by integrator: %s",
-                record["api_type"],
-                record["api_type_id"],
-                record["school_name"],
-                record["activated_by_integrator"],
+                printable(record.get("api_type")),
+                printable(record.get("api_type_id")),
+                printable(record.get("school_name")),
+                printable(record.get("activated_by_integrator")),
             )
         if not records:
             log.info("School %s has no client integrations with us yet.", school_id)
@@ -153,7 +164,7 @@ with DAG(
         if not activated and not params["dry_run"]:
             raise RuntimeError(
                 f"School {school_id} / API type {api_type_id} does not read activated after "
-                f"activation (d6 says: {record!r})."
+                f"activation (d6 says: {printable(repr(record))})."
             )
         return {"record": record, "activated": activated, "verified_at": time.time()}
 
@@ -194,9 +205,9 @@ with DAG(
         }
         log.info(
             "%s (school %s), %s: %s -> %s. Waited %.1f s for authorisation; %.1f s in total.",
-            result["school_name"],
+            printable(result["school_name"]),
             result["school_id"],
-            result["api_type"],
+            printable(result["api_type"]),
             result["before"],
             result["after"],
             result["waited_for_authorisation_seconds"],

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
+from airflow_provider_d6._text import printable
 from airflow_provider_d6.exceptions import D6Error, D6InputError, D6NotAuthorisedError
 from airflow_provider_d6.hooks.client_integration_state import is_activated
 from airflow_provider_d6.validation import check_bool, check_id, check_int, parse_structured
@@ -318,12 +319,14 @@ def format_table(entries: list[dict[str, Any]], *, planned: bool) -> str:
         note = entry.get("error") or (
             "not authorised by the school" if entry["before"] is None else ""
         )
+        # Names and errors are d6's text: escaped, so a newline or an ANSI escape in a school
+        # name cannot forge or rewrite a line of the table.
         rows.append(
             (
-                f"{entry['school_id']} {entry.get('school_name') or ''}".rstrip(),
-                f"{entry['api_type_id']} {entry.get('api_type') or ''}".rstrip(),
+                printable(f"{entry['school_id']} {entry.get('school_name') or ''}".rstrip()),
+                printable(f"{entry['api_type_id']} {entry.get('api_type') or ''}".rstrip()),
                 f"{_state_word(entry['before'])} → {_state_word(target)}",
-                note,
+                printable(note),
             )
         )
     widths = [max(len(row[column]) for row in rows) for column in range(3)]
@@ -350,7 +353,9 @@ def _failure_message(report: dict[str, Any], *, fail_on_unauthorised: bool) -> s
         lines += [f"  {_describe(entry)}" for entry in report["not_authorised"]]
     if report["failed"]:
         lines.append(f"{len(report['failed'])} pair(s) failed:")
-        lines += [f"  {_describe(entry)}: {entry['error']}" for entry in report["failed"]]
+        lines += [
+            f"  {_describe(entry)}: {printable(entry['error'])}" for entry in report["failed"]
+        ]
     lines.append(
         f"({len(report['changed'])} changed, "
         f"{len(report['unchanged'])} already in the desired state)"
@@ -361,10 +366,10 @@ def _failure_message(report: dict[str, Any], *, fail_on_unauthorised: bool) -> s
 def _describe(entry: dict[str, Any]) -> str:
     """Return 'school 1000 (name) API type 8 (name) → activated' for an entry."""
     school = f"school {entry['school_id']}" + (
-        f" ({entry['school_name']})" if entry.get("school_name") else ""
+        f" ({printable(entry['school_name'])})" if entry.get("school_name") else ""
     )
     api_type = f"API type {entry['api_type_id']}" + (
-        f" ({entry['api_type']})" if entry.get("api_type") else ""
+        f" ({printable(entry['api_type'])})" if entry.get("api_type") else ""
     )
     return f"{school} {api_type} → {_state_word(entry['desired'])}"
 

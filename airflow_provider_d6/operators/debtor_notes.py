@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_d6._text import printable
 from airflow_provider_d6.exceptions import D6InputError, D6NotFoundError
 from airflow_provider_d6.validation import (
     NOTE_FIELDS,
@@ -144,10 +145,10 @@ class D6DebtorNoteOperator(BaseOperator):
             result = self._delete(school_id, note_id)
         self.log.info(
             "d6 note %s of school %s: %s done (status %s)",
-            result.get("note_id", note_id),
+            printable(result.get("note_id", note_id)),
             school_id,
             self.action,
-            result.get("status"),
+            printable(result.get("status")),
         )
         return result
 

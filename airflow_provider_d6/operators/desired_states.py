@@ -18,6 +18,7 @@ from typing import Any
 
 from airflow_provider_d6._text import printable
 from airflow_provider_d6.exceptions import D6InputError
+from airflow_provider_d6.validation import MAX_ID
 
 #: The largest desired-states file read (about 20,000 entries in the sample's flow style).
 MAX_FILE_BYTES = 1024 * 1024
@@ -29,8 +30,6 @@ MAX_YAML_EVENTS = 200_000
 DESIRED_STATES_DIR_OPTION = ("d6", "desired_states_dir")
 #: The fields of one entry.
 ENTRY_FIELDS = ("school_id", "api_type_id", "state")
-# Ids are JSON numbers; the largest integer every JSON reader keeps exactly is the bound.
-_MAX_ID = 2**53 - 1
 _MAX_NAME_CHARS = 1024
 _FIELD = "desired_states_path"
 
@@ -275,11 +274,11 @@ def _validate_entry(index: int, entry: Any, shown: str) -> dict[str, Any]:
     for name in ("school_id", "api_type_id"):
         value = entry[name]
         # bool is an int subclass: `school_id: yes` must not become school 1.
-        if type(value) is not int or not 1 <= value <= _MAX_ID:
+        if type(value) is not int or not 1 <= value <= MAX_ID:
             raise D6InputError(
                 f"{where}.{name} in {shown} is not an id (a {_kind(value)})",
                 field=f"{where}.{name}",
-                allowed=f"an integer 1..{_MAX_ID}",
+                allowed=f"an integer 1..{MAX_ID}",
             )
     if not isinstance(entry["state"], bool):
         raise D6InputError(

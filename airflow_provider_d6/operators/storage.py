@@ -30,7 +30,7 @@ from airflow_provider_d6.operators.privacy import (
     check_field_names,
     read_pseudonym_key,
 )
-from airflow_provider_d6.validation import check_choice, check_id
+from airflow_provider_d6.validation import check_bool, check_choice, check_id
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -55,6 +55,15 @@ STORAGE_ROOTS_OPTION = ("d6", "export_storage_roots")
 _ROOT_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._~@+=,-]*", re.ASCII)
 # What airflow.sdk.literal() wraps a value in (the class itself is not public).
 _LITERAL = type(literal(None))
+# Characters json.dumps(ensure_ascii=False) leaves raw that break a JSON Lines file: NEL and the
+# Unicode line/paragraph separators (str.splitlines() splits records on them) and lone surrogates
+# (not encodable as UTF-8). They only ever occur inside JSON strings, so escaping them is exact.
+_JSONL_ESCAPE = re.compile("[\x85\u2028\u2029\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# What a spreadsheet takes as the start of a formula (CSV injection), and the cells that start so
+# but are plain numbers, which are left alone so that "-150.00" stays a number.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?", re.ASCII)
 _WRITE_BUFFER_BYTES = 64 * 1024
 _READ_CHUNK_BYTES = 1024 * 1024
 
@@ -68,6 +77,17 @@ class D6ToStorageOperator(BaseOperator):
     un-rendered ``path`` (``d6-export:<task_id>`` when ``path`` comes from an XCom), to which the
     rendered file is attached as an Asset at run time: schedule downstream DAGs on that alias, or
     pass ``asset`` to choose a stable name.
+
+    Airflow renders every templated argument, including the values ``expand_kwargs`` takes from
+    an XCom. A value built from a trigger-form param or a d6 answer must therefore reach this
+    operator as ``airflow.sdk.literal(value)`` (or, for an id, as an ``int``), never as a string
+    Jinja would evaluate; see the ``d6_finance_export`` example DAG.
+
+    CSV cells a spreadsheet would run as a formula (text starting with ``=``, ``+``, ``-``, ``@``,
+    a tab or a carriage return that is not a plain number such as ``-150.00``) are written with a
+    leading ``'`` so that a school's clerk opening the file sees text, not a formula
+    (``neutralise_formulas=False`` writes them verbatim). JSON Lines is never changed: strings
+    round-trip exactly (see :func:`write_atomically`).
 
     :param resource: the d6 collection: one of ``RESOURCE_FIELDS`` (``learners``, ``notes``, …).
     :param path: where to write: an ``ObjectStoragePath`` or a URI (``file:///…``, ``s3://…``);
@@ -89,6 +109,7 @@ class D6ToStorageOperator(BaseOperator):
         required with ``pseudonymise``.
     :param unknown_fields: ``"refuse"`` (default) or ``"warn"`` for names in ``drop_fields`` or
         ``pseudonymise`` that no d6 record is known to carry.
+    :param neutralise_formulas: in CSV, prefix formula-like cells with ``'`` (default ``True``).
     :param d6_conn_id: the d6 connection.
     """
 
@@ -109,9 +130,11 @@ class D6ToStorageOperator(BaseOperator):
         pseudonymise: Sequence[str] | None = None,
         pseudonym_key_conn_id: str | None = None,
         unknown_fields: str = "refuse",
+        neutralise_formulas: bool = True,
         d6_conn_id: str = "d6_default",
         **kwargs: Any,
     ) -> None:
+        self.neutralise_formulas = check_bool(neutralise_formulas, "neutralise_formulas")
         self.format = check_choice(format, "format", FORMATS)
         self.unknown_fields = check_choice(unknown_fields, "unknown_fields", UNKNOWN_FIELD_POLICIES)
         # Not template fields: what is hidden must not depend on a trigger form or an XCom.
@@ -174,6 +197,7 @@ class D6ToStorageOperator(BaseOperator):
             format=self.format,
             fields=[f for f in RESOURCE_FIELDS[resource] if f not in self.drop_fields],
             skip_if_unchanged=self.skip_if_unchanged,
+            neutralise_formulas=self.neutralise_formulas,
         )
         result = {
             "path": str(target),
@@ -192,7 +216,7 @@ class D6ToStorageOperator(BaseOperator):
             result["records"],
             result["bytes"],
             result["sha256"],
-            result["path"],
+            printable(result["path"]),
         )
         self._record_outlet_events(context, result)
         return result
@@ -218,14 +242,22 @@ def write_atomically(
     format: str,
     fields: Sequence[str],
     skip_if_unchanged: bool = False,
+    neutralise_formulas: bool = True,
 ) -> dict[str, Any]:
     """Write *records* to *target* through a temporary sibling and move it into place.
+
+    JSON Lines round-trips every string exactly: NEL, U+2028, U+2029 and lone surrogates are
+    written as ``\\uXXXX`` escapes, so each record stays on one line (also for
+    ``str.splitlines()``) and the file is valid UTF-8. CSV is UTF-8 too: a lone surrogate, which no
+    UTF-8 file can hold, is replaced by U+FFFD (with a warning); every other string round-trips.
 
     :param target: the final file.
     :param records: the records, consumed one by one (never held in memory together).
     :param format: ``"jsonl"`` or ``"csv"``.
     :param fields: the documented fields, the CSV header before the ``extra`` column.
     :param skip_if_unchanged: keep an existing *target* with the same sha256 untouched.
+    :param neutralise_formulas: in CSV, prefix with ``'`` every cell a spreadsheet would run as a
+        formula (see :class:`D6ToStorageOperator`).
     :return: ``records``, ``bytes``, ``sha256`` and ``skipped``.
     """
     local = target.protocol in _LOCAL_PROTOCOLS
@@ -241,13 +273,19 @@ def write_atomically(
         with fs.open(temporary.path, "wb") as stream:
             sink = _HashingSink(stream)
             if format == "csv":
-                count = _write_csv(sink, records, fields)
+                count = _write_csv(sink, records, fields, neutralise_formulas)
             else:
                 count = _write_jsonl(sink, records)
             sink.flush()
             if local:
                 stream.flush()
                 os.fsync(stream.fileno())
+        if sink.replaced:
+            log.warning(
+                "%d lone surrogate(s) in the records could not be written to CSV and were "
+                "replaced by U+FFFD; JSON Lines keeps them exactly.",
+                sink.replaced,
+            )
         digest = sink.sha256.hexdigest()
         if skip_if_unchanged and _same_content(fs, target.path, sink.bytes, digest):
             _remove_quietly(fs, temporary.path)
@@ -270,8 +308,14 @@ class _HashingSink:
         self._buffer = bytearray()
         self.sha256 = hashlib.sha256()
         self.bytes = 0
+        self.replaced = 0
 
     def write(self, text: str) -> int:
+        if _SURROGATE.search(text):
+            # Only CSV gets here (JSON Lines escapes them): a lone surrogate is not a character
+            # and no UTF-8 file can hold it, so it becomes U+FFFD and is counted.
+            text, replaced = _SURROGATE.subn("\ufffd", text)
+            self.replaced += replaced
         data = text.encode("utf-8")
         self.sha256.update(data)
         self.bytes += len(data)
@@ -289,14 +333,22 @@ class _HashingSink:
 def _write_jsonl(sink: _HashingSink, records: Iterable[Mapping[str, Any]]) -> int:
     count = 0
     for record in records:
-        sink.write(json.dumps(record, separators=(",", ":"), ensure_ascii=False, default=str))
+        line = json.dumps(record, separators=(",", ":"), ensure_ascii=False, default=str)
+        sink.write(_JSONL_ESCAPE.sub(_json_escape, line))
         sink.write("\n")
         count += 1
     return count
 
 
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
 def _write_csv(
-    sink: _HashingSink, records: Iterable[Mapping[str, Any]], fields: Sequence[str]
+    sink: _HashingSink,
+    records: Iterable[Mapping[str, Any]],
+    fields: Sequence[str],
+    neutralise_formulas: bool = True,
 ) -> int:
     documented = list(fields)
     known = frozenset(documented)
@@ -305,22 +357,34 @@ def _write_csv(
     count = 0
     for record in records:
         extra = {key: value for key, value in record.items() if key not in known}
-        row = [_csv_cell(record.get(field)) for field in documented]
+        row = [_csv_cell(record.get(field), neutralise_formulas) for field in documented]
         row.append(_compact_json(extra) if extra else "")
         writer.writerow(row)
         count += 1
     return count
 
 
-def _csv_cell(value: Any) -> str:
-    """Render one value as CSV text: nested values as JSON, None as an empty cell."""
+def _csv_cell(value: Any, neutralise_formulas: bool = True) -> str:
+    """Render one value as CSV text: nested values as JSON, None as an empty cell.
+
+    With *neutralise_formulas*, text a spreadsheet would run as a formula (starting with
+    ``= + - @``, a tab or CR, and not a plain number) gets a leading ``'``, which spreadsheets
+    show as text and do not evaluate.
+    """
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (dict, list, tuple)):
         return _compact_json(value)
-    return str(value)
+    text = str(value)
+    if (
+        neutralise_formulas
+        and text.startswith(_FORMULA_START)
+        and not _PLAIN_NUMBER.fullmatch(text)
+    ):
+        return f"'{text}"
+    return text
 
 
 def _compact_json(value: Any) -> str:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
 
+from airflow_provider_d6._text import printable
 from airflow_provider_d6.exceptions import D6NotAuthorisedError
 from airflow_provider_d6.hooks.client_integration_state import (
     UNTIL_CHOICES,
@@ -22,7 +23,7 @@ from airflow_provider_d6.triggers.client_integrations import (
     ClientIntegrationTrigger,
     describe_wait,
 )
-from airflow_provider_d6.validation import check_choice, check_id
+from airflow_provider_d6.validation import check_choice, check_id, check_seconds
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 # much slack beyond the trigger's deadline so that the trigger's timeout event, whose message says
 # what was awaited, normally arrives first.
 DEFERRAL_TIMEOUT_GRACE = timedelta(minutes=5)
+#: The shortest poke interval accepted, in seconds: anything shorter only hammers d6.
+MIN_POKE_INTERVAL = 0.01
 
 
 class ClientIntegrationSensor(BaseSensorOperator):
@@ -47,6 +50,9 @@ class ClientIntegrationSensor(BaseSensorOperator):
     :param api_type_id: the API type (templated).
     :param until: the state to wait for.
     :param d6_conn_id: the d6 connection.
+
+    ``timeout`` and ``poke_interval`` must be finite numbers of seconds (``timeout`` at most a
+    year, ``poke_interval`` at least 0.01 s); anything else fails with ``D6InputError``.
     :param deferrable: wait in the triggerer instead of a worker slot (after one poke).
     """
 
@@ -63,6 +69,14 @@ class ClientIntegrationSensor(BaseSensorOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
+        # Checked before BaseSensorOperator sees them: nan or inf would make the wait endless
+        # (nan compares false with every deadline) or fail there with an untyped OverflowError.
+        if "timeout" in kwargs:
+            kwargs["timeout"] = check_seconds(kwargs["timeout"], "timeout")
+        if "poke_interval" in kwargs:
+            kwargs["poke_interval"] = check_seconds(
+                kwargs["poke_interval"], "poke_interval", minimum=MIN_POKE_INTERVAL
+            )
         super().__init__(**kwargs)
         self.school_id = school_id
         self.api_type_id = api_type_id
@@ -88,6 +102,11 @@ class ClientIntegrationSensor(BaseSensorOperator):
         """Poke once; then defer to the trigger, or keep poking (poke/reschedule mode)."""
         school_id, api_type_id = self._pair()
         what = describe_wait(school_id, api_type_id, self.until)
+        # Checked again: a subclass may set them at run time (from a trigger form, say).
+        self.timeout = check_seconds(self.timeout, "timeout")
+        self.poke_interval = check_seconds(
+            self.poke_interval, "poke_interval", minimum=MIN_POKE_INTERVAL
+        )
         if not self.deferrable:
             try:
                 return super().execute(context)
@@ -132,7 +151,7 @@ class ClientIntegrationSensor(BaseSensorOperator):
             record = None
         except TRANSIENT_ERRORS as err:
             # The hook already retried; one failed poll must not fail a wait that may last days.
-            self.log.warning("Still waiting for %s; this poke failed: %s", what, err)
+            self.log.warning("Still waiting for %s; this poke failed: %s", what, printable(err))
             return PokeReturnValue(is_done=False)
         if condition_met(record, self.until):
             self.log.info("Condition met: %s.", what)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_d6._text import printable
 from airflow_provider_d6.exceptions import (
     D6ConnectionError,
     D6Error,
+    D6InputError,
     D6NotAuthorisedError,
     D6RateLimitError,
     D6ResponseError,
@@ -22,6 +25,7 @@ from airflow_provider_d6.hooks.client_integration_state import (
     condition_met,
     is_activated,
 )
+from airflow_provider_d6.validation import check_bool, check_id, check_seconds
 
 if TYPE_CHECKING:
     from airflow_provider_d6.hooks.d6_async import D6AsyncHook
@@ -81,16 +85,33 @@ class ClientIntegrationTrigger(BaseTrigger):
         # Airflow's BaseTrigger.__init__ has no annotations, and untyped_calls_exclude does not
         # reach super() calls.
         super().__init__()  # type: ignore[no-untyped-call]
+        # The triggerer rebuilds this from its serialized kwargs: each is checked for its type,
+        # as int() would take True, 1.9 or "١٢٣" and float() nan or inf.
         if until not in UNTIL_CHOICES:
-            raise ValueError(f"until must be one of {', '.join(UNTIL_CHOICES)}, not {until!r}")
-        self.school_id = int(school_id)
-        self.api_type_id = int(api_type_id)
+            raise D6InputError(
+                f"until must be one of {', '.join(UNTIL_CHOICES)}, not {until!r}",
+                field="until",
+                allowed=", ".join(UNTIL_CHOICES),
+            )
+        self.school_id = check_id(school_id, "school_id")
+        self.api_type_id = check_id(api_type_id, "api_type_id")
         self.until = until
         self.d6_conn_id = d6_conn_id
-        self.poke_interval = float(poke_interval)
-        self.timeout = float(timeout)
-        self.soft_fail = bool(soft_fail)
-        self.deadline = float(deadline) if deadline is not None else time.time() + self.timeout
+        self.poke_interval = check_seconds(poke_interval, "poke_interval", minimum=0.01)
+        self.timeout = check_seconds(timeout, "timeout")
+        self.soft_fail = check_bool(soft_fail, "soft_fail")
+        if deadline is None:
+            self.deadline = time.time() + self.timeout
+        elif (
+            isinstance(deadline, (int, float))
+            and not isinstance(deadline, bool)
+            and math.isfinite(deadline)
+        ):
+            self.deadline = float(deadline)
+        else:
+            raise D6InputError(
+                f"{deadline!r} is not a time", field="deadline", allowed="epoch seconds"
+            )
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Return the class path and the JSON-safe arguments that rebuild this trigger."""
@@ -136,7 +157,7 @@ class ClientIntegrationTrigger(BaseTrigger):
                 # means exactly "not authorised yet", which is something to wait out.
                 record = None
             except TRANSIENT_ERRORS as err:
-                self.log.warning("Still waiting for %s; this poll failed: %s", what, err)
+                self.log.warning("Still waiting for %s; this poll failed: %s", what, printable(err))
                 record = None
             except D6Error as err:
                 return {"status": "error", "message": f"Waiting for {what}: {err}"}

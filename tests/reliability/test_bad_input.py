@@ -161,6 +161,19 @@ def sensor(**kwargs: Any) -> Any:
     return ClientIntegrationSensor(task_id="wait", **kwargs).execute({})
 
 
+def trigger(**kwargs: Any) -> Any:
+    from airflow_provider_d6.triggers.client_integrations import ClientIntegrationTrigger
+
+    arguments = {"school_id": 1000, "api_type_id": 8, "until": "activated", **kwargs}
+    return ClientIntegrationTrigger(**arguments)
+
+
+def finance_root(root: str) -> Callable[[Env], Any]:
+    from airflow_provider_d6.operators.storage import check_storage_root
+
+    return lambda env: check_storage_root(root)
+
+
 def load_desired_states(path: str) -> Any:
     spec = importlib.util.spec_from_file_location(
         "d6_reconciliation_dag", DAGS / "d6_nightly_reconciliation.py"
@@ -370,6 +383,57 @@ CASES = [
          Input, ("until", "ready"), field="until"),
     Case("sensor-school-id-text", lambda e: sensor(school_id="abc", api_type_id=8),
          Input, ("school_id",), field="school_id"),
+    Case("sensor-timeout-nan",
+         lambda e: sensor(school_id=e.school_id, api_type_id=8, timeout=float("nan")),
+         Input, ("timeout",), field="timeout"),
+    Case("sensor-timeout-inf",
+         lambda e: sensor(school_id=e.school_id, api_type_id=8, timeout=float("inf")),
+         Input, ("timeout",), field="timeout"),
+    Case("sensor-timeout-huge",
+         lambda e: sensor(school_id=e.school_id, api_type_id=8, timeout=10**30),
+         Input, ("timeout",), field="timeout"),
+    Case("sensor-poke-interval-nan",
+         lambda e: sensor(school_id=e.school_id, api_type_id=8, poke_interval=float("nan")),
+         Input, ("poke_interval",), field="poke_interval"),
+    Case("sensor-poke-interval-zero",
+         lambda e: sensor(school_id=e.school_id, api_type_id=8, poke_interval=0),
+         Input, ("poke_interval",), field="poke_interval"),
+    Case("sensor-school-id-arabic-indic", lambda e: sensor(school_id="١٠٠٠", api_type_id=8),
+         Input, ("school_id",), field="school_id"),
+    Case("trigger-school-id-bool", lambda e: trigger(school_id=True),
+         Input, ("school_id",), field="school_id"),
+    Case("trigger-school-id-float", lambda e: trigger(school_id=1000.9),
+         Input, ("school_id",), field="school_id"),
+    Case("trigger-api-type-superscript", lambda e: trigger(api_type_id="²"),
+         Input, ("api_type_id",), field="api_type_id"),
+    Case("trigger-school-id-5000-digits", lambda e: trigger(school_id="9" * 5000),
+         Input, ("school_id",), field="school_id"),
+    Case("trigger-timeout-inf", lambda e: trigger(timeout=float("inf")),
+         Input, ("timeout",), field="timeout"),
+    Case("trigger-poke-interval-nan", lambda e: trigger(poke_interval=float("nan")),
+         Input, ("poke_interval",), field="poke_interval"),
+    Case("trigger-deadline-nan", lambda e: trigger(deadline=float("nan")),
+         Input, ("deadline",), field="deadline"),
+    Case("trigger-soft-fail-text", lambda e: trigger(soft_fail="maybe"),
+         Input, ("soft_fail",), field="soft_fail"),
+    Case("note-op-text-too-long",
+         lambda e: note_op(e, accountable_person_id=e.accountable_person_id,
+                           date=TODAY.isoformat(), note_type_id=3, note="x" * 4001),
+         Input, ("note", "4000"), field="note"),
+    Case("note-op-id-huge",
+         lambda e: note_op(e, accountable_person_id=10**30, date=TODAY.isoformat(),
+                           note_type_id=3),
+         Input, ("accountable_person_id",), field="accountable_person_id"),
+    Case("storage-school-id-arabic-indic", lambda e: storage_op(e, school_id="١٠٠٠"),
+         Input, ("school_id",), field="school_id"),
+    Case("storage-neutralise-formulas-maybe", lambda e: storage_op(e, neutralise_formulas="maybe"),
+         Input, ("neutralise_formulas",), field="neutralise_formulas"),
+    Case("finance-root-template", finance_root("/srv/{{ conn.d6_default.password }}"),
+         Input, ("storage_root",), field="storage_root"),
+    Case("finance-root-dot-dot", finance_root("/srv/exports/../../etc"),
+         Input, ("storage_root",), field="storage_root"),
+    Case("finance-root-scheme", finance_root("ftp://host/x"),
+         Input, ("storage_root", "ftp"), field="storage_root"),
     # -- desired-states files (the reconciliation DAG's loader) ----------------------------------
     Case("desired-file-not-yaml", desired_file("bad.yaml", "desired_states: [\n  - {"),
          Input, ("bad.yaml",), field="desired_states_path"),
@@ -385,6 +449,17 @@ CASES = [
          Input, ("desired_states[0].school_id",), field="desired_states[0].school_id"),
     Case("desired-file-duplicate-pair", desired_file("dup.yaml", PAIR + PAIR),
          Input, ("desired_states[1]",), field="desired_states[1]"),
+    Case("desired-file-outside-folder", lambda e: load_desired_states("/etc/passwd"),
+         Input, ("outside the folder",), field="desired_states_path"),
+    Case("desired-file-dot-dot", lambda e: load_desired_states("../../etc/shadow"),
+         Input, ("outside the folder",), field="desired_states_path"),
+    Case("desired-file-alias", desired_file("alias.yaml", "- &a {school_id: 1000}\n- *a\n"),
+         Input, ("alias",), field="desired_states_path"),
+    Case("desired-file-deep", desired_file("deep.yaml", "[" * 100_000),
+         Input, ("nests deeper",), field="desired_states_path"),
+    Case("desired-file-id-huge",
+         desired_file("huge.json", f'[{{"school_id": {10**30}, "api_type_id": 8, "state": true}}]'),
+         Input, ("desired_states[0].school_id",), field="desired_states[0].school_id"),
     # -- what the server (or a proxy in front of it) answers -------------------------------------
     Case("server-html-403", after_fault("html403", get_school),
          D6ForbiddenError, ("403", "firewall"), sends=1, check=lambda err: err.from_firewall),
@@ -486,6 +561,8 @@ def env(bad_input_sandbox, shapes_url, monkeypatch, tmp_path) -> Env:
         ],
     )
     environment.connect()
+    # Desired-states files are read only inside one folder: the case's own.
+    monkeypatch.setenv("AIRFLOW__D6__DESIRED_STATES_DIR", str(tmp_path))
     control.clear_requests()
     return environment
 

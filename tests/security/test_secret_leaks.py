@@ -127,6 +127,7 @@ def test_every_example_dag_runs_without_leaking_the_password(
     password = sentinel("Dag-secret")
     handle = make_sandbox(password=password, schools=8, learners_per_school=10)
     connect(monkeypatch, handle)
+    monkeypatch.setenv("AIRFLOW__D6__DESIRED_STATES_DIR", str(tmp_path))
     assert set(example_dags) == set(EXAMPLE_DAGS), "a new example DAG must be added to this scan"
 
     caplog.set_level("DEBUG")
