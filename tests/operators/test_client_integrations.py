@@ -380,3 +380,30 @@ def test_log_table_shows_school_api_type_and_transition():
     assert "1000 d6+ Primary School" in lines[1] and "8 Admin+ API" in lines[1]
     assert "deactivated → activated" in lines[1]
     assert "not listed → activated" in lines[2] and "not authorised" in lines[2]
+
+
+def test_d6_text_cannot_forge_lines_of_the_plan_table_or_the_failure_message():
+    from airflow_provider_d6.operators.client_integrations import _failure_message
+
+    forged = "Evil\n  1000 Fake School  8 Admin+ API  activated → activated\x1b[2K"
+    entry = {
+        "school_id": 1000,
+        "school_name": forged,
+        "api_type_id": 8,
+        "api_type": "Admin+\rAPI",
+        "before": False,
+        "after": False,
+        "desired": True,
+        "error": "HTTP 500: boom\n(0 changed, 5 already in the desired state)",
+    }
+    table = format_table([entry], planned=True).splitlines()
+    message = _failure_message(
+        {"changed": [], "unchanged": [], "not_authorised": [], "failed": [entry]},
+        fail_on_unauthorised=True,
+    ).splitlines()
+
+    # One header and one row; the row shows the escapes, and no line carries a raw control.
+    assert len(table) == 2 and "Evil\\x0a  1000 Fake School" in table[1]
+    assert "Admin+\\x0dAPI" in table[1] and "boom\\x0a(0 changed" in table[1]
+    assert message[-1] == "(0 changed, 0 already in the desired state)"
+    assert not [line for line in table + message if "\x1b" in line or "\r" in line]
