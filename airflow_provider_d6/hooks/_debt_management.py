@@ -21,7 +21,7 @@ from airflow_provider_d6.exceptions import (
 from airflow_provider_d6.hooks._endpoints import ENDPOINTS, coerce_ids
 from airflow_provider_d6.hooks._parse import single
 from airflow_provider_d6.hooks._transport import MixinBase
-from airflow_provider_d6.hooks._validate import check_date, check_id, check_note
+from airflow_provider_d6.hooks._validate import check_date, check_id, check_note, query_bool
 
 if TYPE_CHECKING:
     from airflow_provider_d6.hooks._endpoints import Endpoint
@@ -139,6 +139,9 @@ class DebtManagementMethods(MixinBase):
         params: dict[str, Any] = {
             "accountable_person_id": check_id(accountable_person_id, "accountable_person_id"),
             "note_type_id": check_id(note_type_id, "note_type_id"),
+            # Create Note answers with ``promise_to_pays`` (``[]`` for none); asking the list for
+            # them too gives a found note the same shape as a created one.
+            "include_promise_to_pays": query_bool(True),
         }
         if communication_type_id is not None:
             params["communication_type_id"] = check_id(

@@ -183,6 +183,24 @@ def test_create_note_if_not_exists_returns_existing(sandbox, hook):
     assert len(_notes_like(sandbox.control, school_id, fields)) == 1
 
 
+def test_create_note_if_not_exists_returns_one_shape_created_or_found(sandbox, hook):
+    # A caller reading note["promise_to_pays"] must not break on the run that finds the note.
+    school_id = finance_school(sandbox.control)
+    fields = _note_fields(sandbox.control, school_id)
+    created = hook.create_note(school_id, **fields, if_not_exists=True)
+    found = hook.create_note(school_id, **fields, if_not_exists=True)
+    assert found["note_id"] == created["note_id"]
+    assert created["promise_to_pays"] == found["promise_to_pays"] == []
+    assert sorted(found) == sorted(created)
+    promise = {"date_promised": date.today(), "amount_promised": "120.00"}
+    fields.update(note_type_id=2, note="Promise shape test", promise_to_pays=[promise])
+    created = hook.create_note(school_id, **fields, if_not_exists=True)
+    found = hook.create_note(school_id, **fields, if_not_exists=True)
+    assert found["note_id"] == created["note_id"]
+    assert [p["amount_promised"] for p in found["promise_to_pays"]] == ["120.00"]
+    assert found["promise_to_pays"] == created["promise_to_pays"]
+
+
 @pytest.mark.parametrize("kind", ["drop", "502", "drop_before"])
 def test_ambiguous_create_note_failure_leaves_exactly_one_note(sandbox, hook, kind):
     school_id = finance_school(sandbox.control)
