@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web, web_protocol
 from aiohttp.http_exceptions import HttpProcessingError
 
-from d6_sandbox import finance, settings
+from d6_sandbox import adminplus, curriculum, finance, settings
 from d6_sandbox.data import API_TYPES, District, Integration
 from d6_sandbox.faults import IMMEDIATE, FaultPlan, truncate
 from d6_sandbox.protocol import (
@@ -114,6 +114,19 @@ ROUTES: dict[str, Route] = {
         {"GET": finance.get_transaction_categories}, {"GET": finance.get_transaction_categories}
     ),
 }
+# v1 Admin+ and Curriculum+: the school id (or a global lookup's optional id) is the last segment.
+for _path, (_collection, _item, _id_name, _api) in {
+    **adminplus.ROUTES,
+    **curriculum.ROUTES,
+}.items():
+    ROUTES[_path] = Route(
+        {"GET": _collection} if _collection else {},
+        {"GET": _item},
+        school_scoped=False,
+        id_name=_id_name,
+        school_in_path=_api is not None,
+        api_type_id=_api,
+    )
 
 
 class DroppedConnection(Exception):

@@ -79,6 +79,8 @@ class SchoolBook:
     learner_selections: dict[tuple[Any, ...], tuple[list[Any], list[int]]] = field(
         default_factory=dict
     )
+    # The school's Admin+/Curriculum+ (v1) view, derived from this book on first use.
+    v1: Any = None
 
 
 class District:
