@@ -109,7 +109,33 @@ class D6AuthenticationError(D6Error):
 
 
 class D6NotAuthorisedError(D6Error):
-    """401 "Client has not authorised access": the school has not authorised this integrator."""
+    """The school has not authorised this integrator: v2 401 "Client has not authorised access",
+    v1 "Client access not authorised". Never retried by the hook."""
+
+
+class D6NotActivatedError(D6Error):
+    """ "Integration not activated": the school has not activated this module for the integrator.
+
+    ``module`` names it ("Admin+ API", "Curriculum+ API", from d6's message) and ``api_type_id``
+    is its API type (8, 9) when known. Never retried by the hook: activate the pair (Change
+    Client Integration State) or ask d6 to enable the module. d6 may take a minute or two to
+    honour a fresh activation, so an Airflow task retry a few minutes later can succeed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        module: str | None = None,
+        api_type_id: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.module = module
+        self.api_type_id = api_type_id
+        super().__init__(message, **kwargs)
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"module": self.module, "api_type_id": self.api_type_id}
 
 
 class D6ValidationError(D6Error):
@@ -179,6 +205,7 @@ __all__ = [
     "D6Error",
     "D6ForbiddenError",
     "D6InputError",
+    "D6NotActivatedError",
     "D6NotAuthorisedError",
     "D6NotFoundError",
     "D6RateLimitError",

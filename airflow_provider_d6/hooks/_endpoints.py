@@ -34,6 +34,23 @@ class Endpoint:
     id_fields: frozenset[str] = frozenset()
     fields: tuple[str, ...] = ()
     nested: tuple[str, ...] = ()  # keys holding embedded records whose ids are coerced too
+    # v1 Admin+/Curriculum+ rows (see _v1.py): the module's API type (8/9; None for the global
+    # lookups), one bare object instead of an array, a date window to check and split
+    # ("dates": from_date/to_date; "leavers": since/until), filters d6 requires, a per-learner
+    # endpoint (learner_id required, rows without it), and the fields coerced beyond ids.
+    api_type_id: int | None = None
+    single_object: bool = False
+    window: str | None = None
+    required: tuple[str, ...] = ()
+    per_learner: bool = False
+    int_fields: frozenset[str] = frozenset()
+    decimal_fields: frozenset[str] = frozenset()
+    text_fields: frozenset[str] = frozenset()  # never int-coerced, whatever their name says
+
+    @property
+    def version(self) -> str:
+        """Return the API version of this endpoint (``v1``, ``v2``): its path's first segment."""
+        return self.path.split("/")[1]
 
 
 def _row(
@@ -347,6 +364,310 @@ ENDPOINTS: Mapping[str, Endpoint] = MappingProxyType(
         )
     }
 )
+
+# -- Admin+ and Curriculum+ (v1 only: CONTRACT-V1.md) ---------------------------------------------
+# The school id is the last path segment (global lookups take none; their optional id is a path
+# segment); each row keeps its own version, so adopting a v2/v3 of one endpoint is this row.
+ADMIN_PLUS, CURRICULUM_PLUS = 8, 9
+_ADMIN = "/v1/adminplus"
+_CURR = "/v1/currplus"
+# Codes (may start with 0) and free text: never int-coerced.
+_CODES = frozenset({"family_code", "sace_number", "id_number", "emis_number", "passport_number"})
+_PERSON = (
+    "id",
+    "title",
+    "first_name",
+    "last_name",
+    "mobile_calling_code",
+    "mobile_number",
+    "email_address",
+    "date_of_birth",
+    "gender",
+)
+
+
+def _v1_row(
+    name: str,
+    path: str,
+    *,
+    api_type_id: int | None,
+    fields: tuple[str, ...],
+    id_param: str | None = None,
+    filters: dict[str, FilterType] | None = None,
+    id_fields: tuple[str, ...] = ("id",),
+    int_fields: tuple[str, ...] = (),
+    decimal_fields: tuple[str, ...] = (),
+    text_fields: frozenset[str] = _CODES,
+    nested: tuple[str, ...] = (),
+    single_object: bool = False,
+    window: str | None = None,
+    required: tuple[str, ...] = (),
+    per_learner: bool = False,
+) -> Endpoint:
+    return Endpoint(
+        name=name,
+        path=path,
+        paginated=False,
+        # v1 sends no HTTP-X-SCHOOLID: "school_scoped" here means "takes a school id" (in the path).
+        school_scoped=api_type_id is not None,
+        id_param=id_param,
+        filters=MappingProxyType(dict(filters or {})),
+        id_fields=frozenset(id_fields),
+        fields=fields,
+        nested=nested,
+        api_type_id=api_type_id,
+        single_object=single_object,
+        window=window,
+        required=required,
+        per_learner=per_learner,
+        int_fields=frozenset(int_fields),
+        decimal_fields=frozenset(decimal_fields),
+        text_fields=text_fields,
+    )
+
+
+_SUBJECT_TERM = ("learner_id", "school_id", "year", "subject_id", "subject_name")
+V1_ENDPOINTS: Mapping[str, Endpoint] = MappingProxyType(
+    {
+        e.name: e
+        for e in (
+            _v1_row(
+                "ethnic_groups",
+                f"{_ADMIN}/lookup/ethnicgroup",
+                api_type_id=None,
+                id_param="ethnic_group_id",
+                fields=_LOOKUP_FIELDS,
+            ),
+            # The Genders and Language(s) pages are missing from d6's docs ([gap]): the live
+            # client's genders route, and a language route by analogy with the other lookups.
+            _v1_row(
+                "genders",
+                f"{_ADMIN}/lookup/genders",
+                api_type_id=None,
+                fields=_LOOKUP_FIELDS,
+            ),
+            _v1_row(
+                "languages",
+                f"{_ADMIN}/lookup/language",
+                api_type_id=None,
+                id_param="language_id",
+                fields=_LOOKUP_FIELDS,
+            ),
+            _v1_row(
+                "marital_statuses",
+                f"{_ADMIN}/lookup/maritalstatus",
+                api_type_id=None,
+                id_param="marital_status_id",
+                fields=_LOOKUP_FIELDS,
+            ),
+            _v1_row(
+                "grades",
+                f"{_ADMIN}/lookup/grade",
+                api_type_id=ADMIN_PLUS,
+                filters={"grade_id": "int"},
+                fields=_LOOKUP_FIELDS,
+            ),
+            _v1_row(
+                "school_info",
+                f"{_ADMIN}/school",
+                api_type_id=ADMIN_PLUS,
+                single_object=True,
+                id_fields=(),
+                fields=(
+                    "school_id",
+                    "school_name",
+                    "admin_email_address",
+                    "telephone_calling_code",
+                    "telephone_number",
+                    "website",
+                    "physical_address",
+                    "quantile",
+                    "medium",
+                    "emis_number",
+                    "country",
+                    "province",
+                    "tuition_languages",
+                ),
+            ),
+            _v1_row(
+                "adminplus_learners",
+                f"{_ADMIN}/learners",
+                api_type_id=ADMIN_PLUS,
+                filters={
+                    "status": ("current", "left", "waitlist"),
+                    "since": "date",
+                    "until": "date",
+                    "learner_id": "int",
+                    "grade_id": "ids",
+                    "include_parents": "bool",
+                },
+                id_fields=("id", "ethnic_group_id", "home_language_id", "tuition_language_id"),
+                nested=("parents",),
+                window="leavers",
+                # Fields after nationality are cut in every copy of d6's page ([gap]): the rest
+                # are the sandbox's; unknown fields pass through.
+                fields=(
+                    *_PERSON[:1],
+                    *_PERSON[2:],
+                    "ethnic_group_id",
+                    "ethnic_group",
+                    "home_language_id",
+                    "home_language",
+                    "tuition_language_id",
+                    "tuition_language",
+                    "nationality",
+                    "id_number",
+                    "passport_number",
+                    "grade_id",
+                    "grade",
+                    "register_class_name",
+                    "admission_number",
+                    "status",
+                    "transfer_date",
+                ),
+            ),
+            _v1_row(
+                "absentees",
+                f"{_ADMIN}/learnerabsentees",
+                api_type_id=ADMIN_PLUS,
+                filters={"learner_id": "int", "from_date": "date", "to_date": "date"},
+                id_fields=("id", "learner_id"),
+                window="dates",
+                fields=("id", "learner_id", "absent_date", "absent_reason"),
+            ),
+            _v1_row(
+                "discipline",
+                f"{_ADMIN}/learnerdiscipline",
+                api_type_id=ADMIN_PLUS,
+                filters={"learner_id": "int", "from_date": "date", "to_date": "date"},
+                id_fields=("id", "learner_id", "staff_member_id"),
+                int_fields=("discipline_points",),
+                window="dates",
+                fields=(
+                    "id",
+                    "learner_id",
+                    "discipline_date",
+                    "discipline_category",
+                    "discipline_reason",
+                    "discipline_points",
+                    "discipline_remarks",
+                    "staff_member_id",
+                ),
+            ),
+            _v1_row(
+                "parents",
+                f"{_ADMIN}/parents",
+                api_type_id=ADMIN_PLUS,
+                filters={"parent_id": "int"},
+                id_fields=("id", "ethnic_group_id", "home_language_id", "marital_status_id"),
+                decimal_fields=("gross_annual_income",),
+                fields=(
+                    *_PERSON,
+                    "ethnic_group_id",
+                    "ethnic_group",
+                    "residential_address",
+                    "postal_address",
+                    "home_language_id",
+                    "home_language",
+                    "nationality",
+                    "family_code",
+                    "id_number",
+                    "passport_number",
+                    "marital_status_id",
+                    "marital_status",
+                    "occupation_status",
+                    "occupation",
+                    "employment_sector",
+                    "gross_annual_income",
+                ),
+            ),
+            _v1_row(
+                "staff_members",
+                f"{_ADMIN}/staffmembers",
+                api_type_id=ADMIN_PLUS,
+                filters={"staff_member_id": "int"},
+                # marital_status_id holds text ("Married") in d6's example: never coerced.
+                id_fields=("id",),
+                text_fields=_CODES | {"marital_status_id"},
+                fields=(
+                    *_PERSON,
+                    "ethnic_group",
+                    "residential_address",
+                    "postal_address",
+                    "home_language",
+                    "nationality",
+                    "id_number",
+                    "passport_number",
+                    "marital_status_id",
+                    "employment_category",
+                    "is_educator",
+                    "appointment_type",
+                    "paid_by",
+                    "sace_number",
+                    "register_classes",
+                ),
+            ),
+            _v1_row(
+                "learner_subjects",
+                f"{_CURR}/learnersubjects",
+                api_type_id=CURRICULUM_PLUS,
+                filters={"learner_id": "int"},
+                id_fields=("learner_id", "subject_id"),
+                fields=("learner_id", "first_name", "last_name", "subject_id", "subject_name"),
+            ),
+            _v1_row(
+                "learner_subjects_per_term",
+                f"{_CURR}/learnersubjectsperterm",
+                api_type_id=CURRICULUM_PLUS,
+                filters={"learner_id": "int"},
+                id_fields=(
+                    "subject_id",
+                    "super_subject_id",
+                    "grade_id",
+                    "term_id",
+                    "subject_group_id",
+                    "classroom_id",
+                    "subject_group_teacher_id",
+                ),
+                int_fields=("year", "term"),
+                nested=("terms",),
+                required=("learner_id",),
+                per_learner=True,
+                # One row per subject x term (the resource's flattened shape).
+                fields=(
+                    *_SUBJECT_TERM,
+                    "super_subject_id",
+                    "super_subject_name",
+                    "grade_id",
+                    "grade",
+                    "term_id",
+                    "term",
+                    "subject_group_id",
+                    "subject_group_name",
+                    "classroom_id",
+                    "classroom_name",
+                    "subject_group_teacher_id",
+                ),
+            ),
+            _v1_row(
+                "learner_subject_marks",
+                f"{_CURR}/learnersubjectmarks",
+                api_type_id=CURRICULUM_PLUS,
+                filters={"learner_id": "int"},
+                id_fields=("subject_id", "grade_id"),
+                int_fields=("year", "term"),
+                decimal_fields=("mark",),
+                nested=("terms",),
+                required=("learner_id",),
+                per_learner=True,
+                fields=(*_SUBJECT_TERM, "grade_id", "grade", "term", "mark"),
+            ),
+        )
+    }
+)
+ENDPOINTS = MappingProxyType({**ENDPOINTS, **V1_ENDPOINTS})
+# The Finance+ and Settings resources (v2), as listed before the v1 rows were added.
+V2_RESOURCES = tuple(name for name in ENDPOINTS if name not in V1_ENDPOINTS)
 
 # v1 route of Change Client Integration State, used when the v2 route answers route_not_found.
 V1_CLIENT_STATE_PATH = "/v1/settings/clients/{school_id}"

@@ -14,6 +14,7 @@ from airflow_provider_d6.exceptions import (
     D6AuthenticationError,
     D6Error,
     D6ForbiddenError,
+    D6NotActivatedError,
     D6NotAuthorisedError,
     D6NotFoundError,
     D6RateLimitError,
@@ -119,6 +120,7 @@ def _parse(
     common["body"] = payload if ok else None
     if validation_errors:
         common["validation_errors"] = validation_errors
+    _raise_v1_gate(payload, message, common)
     if status == 400:
         raise D6ValidationError(message, **common)
     if status == 401:
@@ -141,6 +143,28 @@ def _parse(
         # Redirects are not followed: the credential headers must not travel to another host.
         raise D6ResponseError(f"unexpected redirect ({message})", **common)
     raise D6Error(message, **common)
+
+
+_MODULES = {"admin+": 8, "curriculum+": 9}
+
+
+def _raise_v1_gate(payload: Any, message: str, common: dict[str, Any]) -> None:
+    """Raise for v1's module and school gates, whatever their HTTP status ([gap] in the docs).
+
+    ``{"error": "Integration not activated", "error_description": "Please activate the Admin+
+    API ..."}`` and ``{"error": "Unauthorized", "error_description": "Client access not
+    authorised"}`` are told apart by their text, not their status.
+    """
+    if not isinstance(payload, dict):
+        return
+    error = str(payload.get("error") or "").strip().lower()
+    if error == "integration not activated":
+        lowered = message.lower()
+        api_type_id = next((t for name, t in _MODULES.items() if name in lowered), None)
+        module = {8: "Admin+ API", 9: "Curriculum+ API"}.get(api_type_id)  # type: ignore[arg-type]
+        raise D6NotActivatedError(message, module=module, api_type_id=api_type_id, **common)
+    if "client access not authorised" in message.lower():
+        raise D6NotAuthorisedError(message, **common)
 
 
 def _describe(payload: Any, raw: bytes, status: int) -> tuple[str, dict[str, Any]]:

@@ -23,6 +23,7 @@ from requests.utils import get_environ_proxies
 from urllib3.exceptions import NewConnectionError
 
 from airflow_provider_d6.exceptions import D6Error, D6InputError
+from airflow_provider_d6.hooks._adminplus import AdminPlusMethods
 from airflow_provider_d6.hooks._client_integrations import ClientIntegrationMethods
 from airflow_provider_d6.hooks._config import D6Settings, default_verify, missing_connection
 from airflow_provider_d6.hooks._core import (
@@ -35,8 +36,15 @@ from airflow_provider_d6.hooks._core import (
     FailureKinds,
     Request,
 )
+from airflow_provider_d6.hooks._curriculum import CurriculumPlusMethods
 from airflow_provider_d6.hooks._debt_management import DebtManagementMethods
-from airflow_provider_d6.hooks._endpoints import ENDPOINTS, RESOURCE_FIELDS, Endpoint, coerce_ids
+from airflow_provider_d6.hooks._endpoints import (
+    ENDPOINTS,
+    RESOURCE_FIELDS,
+    V1_ENDPOINTS,
+    Endpoint,
+    coerce_ids,
+)
 from airflow_provider_d6.hooks._parse import envelope, parse_response, single
 from airflow_provider_d6.hooks._retry import RetryPolicy
 from airflow_provider_d6.hooks._validate import check_filters, check_id
@@ -65,7 +73,14 @@ FAILURES = FailureKinds(
 _CATCH = requests.RequestException
 
 
-class D6Hook(D6HookBase, HttpHook, ClientIntegrationMethods, DebtManagementMethods):
+class D6Hook(
+    D6HookBase,
+    HttpHook,
+    ClientIntegrationMethods,
+    DebtManagementMethods,
+    AdminPlusMethods,
+    CurriculumPlusMethods,
+):
     """Call the d6+ Integrate API through one reusable, thread-safe session.
 
     The connection is read once, on first use. Options resolve as hook kwargs > connection extras
@@ -78,9 +93,22 @@ class D6Hook(D6HookBase, HttpHook, ClientIntegrationMethods, DebtManagementMetho
     :param activation_route: ``auto`` (v2 then v1 on route_not_found), ``v2`` or ``v1``
     :param verify: TLS verification: True, False or the path of a CA bundle
     :param retry_policy: attempts and backoff; a ``max_retries`` kwarg overrides its attempts
+    :param endpoint_versions: API version per resource, overriding the catalogue's (e.g.
+        ``{"parents": "v3"}``) for Admin+/Curriculum+ resources
     """
 
     hook_name = "d6+ Integrate"
+
+    def __init__(
+        self,
+        d6_conn_id: str = D6HookBase.default_conn_name,
+        *,
+        endpoint_versions: dict[str, str] | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(d6_conn_id, **options)
+        # Admin+/Curriculum+ resource -> API version, overriding the catalogue's (see _v1.py).
+        self.endpoint_versions = dict(endpoint_versions or {})
 
     def _base_hook_args(self, d6_conn_id: str) -> dict[str, Any]:
         # No keep-alive adapter from HttpHook: ours is mounted once with a 32-connection pool.
@@ -230,6 +258,8 @@ class D6Hook(D6HookBase, HttpHook, ClientIntegrationMethods, DebtManagementMetho
                 field="resource",
                 allowed=", ".join(sorted(ENDPOINTS)),
             )
+        if endpoint.name in V1_ENDPOINTS:
+            return self._iter_v1_resource(endpoint, school_id, filters)
         if school_id is None or endpoint.school_scoped:
             return self._iter_resource(endpoint, school_id, filters)
         # A resource that is not school-scoped reads a school id as the catalogue says: a filter

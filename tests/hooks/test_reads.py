@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from airflow_provider_d6.exceptions import D6InputError, D6NotFoundError
+from airflow_provider_d6.hooks._endpoints import V2_RESOURCES
 from airflow_provider_d6.hooks.d6 import RESOURCE_FIELDS, D6Hook
 from tests.hooks.support import d6_requests
 from tests.pairs import finance_school, pick
@@ -153,7 +154,7 @@ def test_reports(sandbox, hook):
     assert window and all(t["date"] >= start for t in window) and len(window) < len(transactions)
 
 
-@pytest.mark.parametrize("resource", sorted(RESOURCE_FIELDS))
+@pytest.mark.parametrize("resource", sorted(V2_RESOURCES))  # v1 ones: test_adminplus*
 def test_iter_resource_by_name(sandbox, hook, resource):
     school_id = finance_school(sandbox.control)
     records = list(hook.iter_resource(resource, school_id=school_id))
