@@ -18,6 +18,7 @@ them for every learner of a school:
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -304,7 +305,8 @@ class CurriculumPlusMethods(V1Transport):
         def run(fan: FanOut) -> Iterator[dict[str, Any]]:
             learners = iter(ids) if ids is not None else self._school_learner_ids(school)
             pending: deque[tuple[int, Future[list[dict[str, Any]]]]] = deque()
-            pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="d6-fan-out")
+            prefix = f"d6-fan-out-{id(fan):x}"
+            pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=prefix)
 
             def submit() -> None:
                 learner = next(learners, None)
@@ -340,7 +342,10 @@ class CurriculumPlusMethods(V1Transport):
                         yield from shape(learner, row)
                     del rows
             finally:
-                pool.shutdown(wait=True, cancel_futures=True)
+                # An abandoned fan-out may be finalised by the garbage collector in one of its
+                # own workers, which cannot wait for itself.
+                own = threading.current_thread().name.startswith(prefix)
+                pool.shutdown(wait=not own, cancel_futures=True)
             self.log.info(
                 "d6 %s: %d learner(s) read for school %d, %d failed",
                 endpoint.name,

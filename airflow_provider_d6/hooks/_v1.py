@@ -29,12 +29,8 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_d6.exceptions import D6InputError, D6NotFoundError
 from airflow_provider_d6.hooks._endpoints import Endpoint
 from airflow_provider_d6.hooks._parse import envelope, single
+from airflow_provider_d6.hooks._transport import MixinBase
 from airflow_provider_d6.hooks._validate import check_bool, check_date, check_id, query_bool
-
-if TYPE_CHECKING:
-    MixinBase: Any = object
-else:
-    MixinBase = object
 
 # from_date/to_date may span at most 31 days ([gap]: whether inclusively is undocumented), so
 # every chunk keeps to_date - from_date <= 30 days: accepted under either reading.
@@ -244,13 +240,6 @@ class V1Transport(MixinBase):
 
     if TYPE_CHECKING:
         endpoint_versions: Mapping[str, str]
-        base_url: str
-        log: Any
-
-        def _send(self, method: str, path: str, **kwargs: Any) -> Any: ...
-        def _iter_endpoint(
-            self, endpoint: Endpoint, school_id: int | None, params: dict[str, Any]
-        ) -> Iterator[dict[str, Any]]: ...
 
     def _v1_resolve(self, endpoint: Endpoint) -> Endpoint:
         """Return *endpoint* at the version this hook uses for it (the row's, or an override)."""
