@@ -379,3 +379,53 @@ def test_200_debtor_notes_exactly_once_across_task_retries(
     assert len(notes_after) == len(notes_before) + NOTES
     returned = [note_id for _, note_id in outcomes]
     assert len(set(returned)) == NOTES, "two tasks returned the same note"
+
+
+# -- Admin+ and Curriculum+ (v1): split windows and the per-learner fan-out ------------------------
+
+
+def test_v1_exports_under_faults_match_a_clean_read(
+    make_sandbox, monkeypatch, tmp_path, record_property
+):
+    # School 1002 has Admin+ and Curriculum+ activated. Absentees over four months are read in
+    # several 31-day windows; marks fan out over every learner of the school.
+    handle = make_sandbox(schools=3, learners_per_school=150)
+    control, school = handle.control, 1002
+    conn_id = connect(monkeypatch, handle, "d6_soak_v1")
+    clean = D6Hook(conn_id, retry_policy=FAST_RETRIES, max_retries=MAX_RETRIES)
+    window = {"from_date": "2026-01-05", "to_date": "2026-04-30"}
+    exports = {
+        "absentees": (window, lambda row: (row["id"],)),
+        "learner_subject_marks": (
+            {"max_workers": 4},
+            lambda row: (row["learner_id"], row["subject_id"], row["term"]),
+        ),
+    }
+    truth = {
+        resource: sorted(key(row) for row in clean.iter_resource(resource, school, **filters))
+        for resource, (filters, key) in exports.items()
+    }
+    assert all(truth.values())
+    inject_faults(control)
+    results = {}
+    for resource, (filters, _) in exports.items():
+        operator = with_fast_retries(
+            D6ToStorageOperator(
+                task_id=f"export_{resource}",
+                d6_conn_id=conn_id,
+                resource=resource,
+                school_id=school,
+                filters=filters,
+                path=str(tmp_path / f"{resource}.jsonl"),
+            )
+        )
+        results[resource] = operator.execute({})
+    stats = figures(control, "v1_exports", record_property)
+    control.clear_faults()
+
+    assert_met_every_fault(stats)
+    for resource, (_, key) in exports.items():
+        lines = (tmp_path / f"{resource}.jsonl").read_text(encoding="utf-8").splitlines()
+        keys = [key(json.loads(line)) for line in lines]
+        assert sorted(keys) == truth[resource], f"{resource}: rows lost or written twice"
+        assert results[resource]["records"] == len(truth[resource])
