@@ -36,6 +36,7 @@ from airflow_provider_d6.exceptions import (
 from airflow_provider_d6.hooks._endpoints import V1_ENDPOINTS, Endpoint
 from airflow_provider_d6.hooks._v1 import V1Transport, coerce_v1, flatten_terms
 from airflow_provider_d6.hooks._validate import check_bool, check_id
+from airflow_provider_d6.validation import check_choice, check_int
 
 DEFAULT_WORKERS = 5  # what the live client found d6 takes well
 MAX_WORKERS = 32  # the hook's connection pool
@@ -272,20 +273,8 @@ class CurriculumPlusMethods(V1Transport):
     ) -> FanOut:
         endpoint = self._v1_resolve(endpoint)
         school = self._v1_school(endpoint, school_id)
-        if isinstance(max_workers, bool) or not isinstance(max_workers, int):
-            raise D6InputError(
-                f"expected an integer, got {max_workers!r}",
-                field="max_workers",
-                allowed=f"1 to {MAX_WORKERS}",
-            )
-        if not 1 <= max_workers <= MAX_WORKERS:
-            raise D6InputError(
-                f"{max_workers} is out of range", field="max_workers", allowed=f"1 to {MAX_WORKERS}"
-            )
-        if on_error not in ON_ERROR:
-            raise D6InputError(
-                f"unexpected value {on_error!r}", field="on_error", allowed=", ".join(ON_ERROR)
-            )
+        max_workers = check_int(max_workers, "max_workers", minimum=1, maximum=MAX_WORKERS)
+        on_error = check_choice(on_error, "on_error", ON_ERROR)
         ids: list[int] | None = None
         if learner_ids is not None:
             if isinstance(learner_ids, (str, bytes, dict)):

@@ -136,7 +136,7 @@ def test_a_refusal_for_the_school_during_the_fan_out_is_fatal(sandbox, hook):
     [
         ({"max_workers": 0}, "max_workers"),
         ({"max_workers": 33}, "max_workers"),
-        ({"max_workers": "5"}, "max_workers"),
+        ({"max_workers": "five"}, "max_workers"),
         ({"on_error": "ignore"}, "on_error"),
         ({"learner_ids": "123"}, "learner_ids"),
         ({"learner_ids": [1, -2]}, "learner_ids"),
