@@ -34,11 +34,12 @@ bench: $(STAMP)
 e2e: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python e2e/run.py $(E2E_ARGS)
 
-## make lint: ruff's rules, ruff format and the type checker, as CI runs them
+## make lint: ruff's rules, ruff format and mypy --strict on airflow_provider_d6, as CI runs them
 LINT_PATHS := airflow_provider_d6 sandbox dags tests bench e2e scripts
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .airflow build *.egg-info
+	rm -rf $(VENV) .airflow build *.egg-info .mypy_cache
