@@ -201,7 +201,7 @@ class DebtManagementMethods(MixinBase):
             "promise_to_pays": promise_to_pays,
         }
         body = check_note(fields, today=_today())
-        lookup = {
+        lookup: dict[str, Any] = {
             k: body.get(k)
             for k in (
                 "accountable_person_id",
@@ -303,7 +303,10 @@ class DebtManagementMethods(MixinBase):
         return self._write_once(f"DELETE {endpoint.name}", send, landed=gone)
 
     def _write_once(
-        self, what: str, send: Callable[[], dict[str, Any]], landed: Callable[[], Any]
+        self,
+        what: str,
+        send: Callable[[], dict[str, Any]],
+        landed: Callable[[], dict[str, Any] | None],
     ) -> dict[str, Any]:
         """Send a write that must not be repeated blindly; after an ambiguous failure ask
         *landed* whether it took effect (returning its result) before sending it again.
@@ -346,7 +349,9 @@ class DebtManagementMethods(MixinBase):
                 )
                 time.sleep(delay)
 
-    def _await_late_write(self, what: str, landed: Callable[[], Any]) -> Any:
+    def _await_late_write(
+        self, what: str, landed: Callable[[], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
         """Look again for a timed-out write for a while, as d6 may still finish it.
 
         d6 keeps working on a request after the client gave up on it. How long is undocumented

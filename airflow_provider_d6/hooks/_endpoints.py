@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 # Filter types understood by _validate: "int", "bool", "date", "code" (a debtor code: int or
 # string), or a tuple of allowed string values.
@@ -675,7 +675,11 @@ V1_CLIENT_STATE_PATH = "/v1/settings/clients/{school_id}"
 RESOURCE_FIELDS: dict[str, list[str]] = {name: list(e.fields) for name, e in ENDPOINTS.items()}
 
 
-def coerce_ids(record: Any, endpoint: Endpoint) -> Any:
+# coerce_ids changes a record in place and returns the same object.
+_Record = TypeVar("_Record")
+
+
+def coerce_ids(record: _Record, endpoint: Endpoint) -> _Record:
     """Coerce the endpoint's documented id fields to ``int`` in *record* (and embedded records).
 
     Money and codes are left untouched: only fields named in the catalogue are converted, and only

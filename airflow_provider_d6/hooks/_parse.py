@@ -86,7 +86,7 @@ def _parse(
     url: str,
     allow_empty: bool,
 ) -> Any:
-    common = {"status_code": status, "method": method, "url": url}
+    common: dict[str, Any] = {"status_code": status, "method": method, "url": url}
     if 200 <= status < 300:
         if not body.strip():
             if allow_empty or status == 204:

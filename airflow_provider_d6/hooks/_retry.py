@@ -103,8 +103,6 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
-    if when is None:
-        return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     now = now or datetime.now(UTC)
