@@ -185,12 +185,7 @@ class D6ToStorageOperator(BaseOperator):
         privacy = RecordPrivacy(
             drop_fields=self.drop_fields,
             pseudonymise=self.pseudonymise,
-            key=(
-                read_pseudonym_key(self.pseudonym_key_conn_id)
-                # __init__ requires the connection whenever fields are pseudonymised.
-                if self.pseudonymise and self.pseudonym_key_conn_id is not None
-                else None
-            ),
+            key=read_pseudonym_key(self.pseudonym_key_conn_id) if self.pseudonymise else None,
         )
 
         records = self.hook.iter_resource(resource, school_id, **filters)
