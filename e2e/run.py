@@ -186,8 +186,8 @@ class Run:
         step(f"{len(ui.screenshots)} screenshots in {ARTIFACTS}")
 
     def scan_for_credentials(self) -> None:
-        """Fail when the sandbox password appears in any log or file the deployment wrote."""
-        assert self.sandbox is not None
+        """Fail when the sandbox password is in any file the run wrote, or the username in a task log."""
+        assert self.sandbox is not None and self.deployment is not None
         texts = {
             str(path.relative_to(self.run_dir)): path.read_text("utf-8", "replace")
             for path in self.run_dir.rglob("*")
@@ -196,9 +196,18 @@ class Run:
             and "broken" not in path.parts
         }
         leaks = diagnosis.find_leaks(self.sandbox.password, texts)
+        # Task logs are where Airflow's masker really runs: the username must not be there either.
+        task_logs_dir = str(self.deployment.task_log_dir.relative_to(self.run_dir))
+        task_logs = {k: v for k, v in texts.items() if k.startswith(f"{task_logs_dir}/")}
+        if not task_logs:
+            raise E2EFailure(f"no task log files under {task_logs_dir} to scan")
+        leaks += [f"{k} (username)" for k in diagnosis.find_leaks(self.sandbox.username, task_logs)]
         if leaks:
-            raise E2EFailure(f"the sandbox password was written to: {leaks}")
-        step(f"the sandbox password appears in none of {len(texts)} files written by the run")
+            raise E2EFailure(f"the sandbox password or username was written to: {leaks}")
+        step(
+            f"the sandbox password appears in none of {len(texts)} files written by the run, "
+            f"the username in none of its {len(task_logs)} task log files"
+        )
 
     def report_failure(self, exc: BaseException) -> list[str]:
         """Print what failed, the likely cause and the relevant log tails; return the causes."""

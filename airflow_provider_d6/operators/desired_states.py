@@ -166,7 +166,8 @@ def _parse_json(text: str, shown: str) -> Any:
 
 
 def _parse_yaml(text: str, shown: str) -> Any:
-    import yaml  # only when a run reads a file: keeps importing this module cheap
+    # Only when a run reads a file: keeps importing this module cheap. PyYAML ships no types.
+    import yaml  # type: ignore[import-untyped]
 
     allowed = "a YAML list of entries (flow or block style, without anchors or aliases)"
     try:
