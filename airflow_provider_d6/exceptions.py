@@ -1,7 +1,8 @@
 """Typed errors raised by the d6 hooks.
 
 Every error carries what a caller needs to decide what to do (status, d6's message, validation
-errors, method and URL) and nothing it must not see: no header values, so never the credentials.
+errors, method and URL) and nothing it must not see: no header values, and d6's text has the
+credentials of every connection read in this process redacted (a server may reflect them).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowException
+
+from airflow_provider_d6.hooks._redact import redact, redact_value
 
 
 class D6Error(AirflowException):
@@ -28,14 +31,15 @@ class D6Error(AirflowException):
         url: str | None = None,
         body: Any = None,
     ) -> None:
-        self.message = message
+        # Text from d6 goes into logs and XCom, where the secrets masker does not reach.
+        self.message = redact(message)
         self.status_code = status_code
-        self.validation_errors = dict(validation_errors or {})
+        self.validation_errors = redact_value(dict(validation_errors or {}))
         self.method = method
-        self.url = url
+        self.url = redact(url) if url else url
         # The parsed d6 body (JSON), kept for callers that need a field such as the record d6
         # returns with "Integration already activated". Never contains request headers.
-        self.body = body
+        self.body = redact_value(body)
         super().__init__(self._render())
 
     def _render(self) -> str:

@@ -74,22 +74,34 @@ def get_provider_info() -> dict[str, Any]:
                     },
                 },
                 "conn-fields": {
+                    # The numeric bounds match the hook's (hooks/_config.py RANGES).
                     "timeout": {
                         "label": "Timeout (seconds)",
-                        "description": "Seconds to wait for each d6 response (default 30).",
-                        "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
+                        "description": "Seconds to wait for each d6 response (default 30, at most "
+                        "3600).",
+                        "schema": {
+                            "type": ["number", "null"],
+                            "exclusiveMinimum": 0,
+                            "maximum": 3600,
+                        },
                     },
-                    "max_retries": {
-                        "label": "Max retries",
-                        "description": "Attempts for a request that fails transiently: 429, 5xx, "
-                        "connection errors (default 5).",
-                        "schema": {"type": ["integer", "null"], "minimum": 0},
+                    "max_attempts": {
+                        "label": "Attempts in total",
+                        "description": "Attempts per request, the first included, for transient "
+                        "failures: 429, 5xx, connection errors (default 5; 1 = never retry; at "
+                        "most 20). Formerly max_retries, which is still read with the same "
+                        "meaning.",
+                        "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": 20},
                     },
                     "requests_per_second": {
                         "label": "Requests per second",
-                        "description": "Client-side throttle per task. Empty: adaptive (start fast, "
-                        "slow down on 429, recover slowly).",
-                        "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
+                        "description": "Client-side throttle per task (at most 1000). Empty: "
+                        "adaptive (start fast, slow down on 429, recover slowly).",
+                        "schema": {
+                            "type": ["number", "null"],
+                            "exclusiveMinimum": 0,
+                            "maximum": 1000,
+                        },
                     },
                     "activation_route": {
                         "label": "Activation route",
@@ -102,7 +114,9 @@ def get_provider_info() -> dict[str, Any]:
                     },
                     "verify": {
                         "label": "TLS verification",
-                        "description": "true (default), false, or the path of a CA bundle file.",
+                        "description": "true (default), false, or the path of a CA bundle file. "
+                        "false turns certificate checks off (private test setups only): every "
+                        "task that uses the connection then logs a warning.",
                         # One text field (a union of types renders as a JSON editor); the hook
                         # reads "true"/"false" and paths alike.
                         "schema": {"type": ["string", "null"]},

@@ -112,7 +112,7 @@ def test_d6_connection_form_hides_relabels_and_explains(d6_connection_type):
 
 def test_d6_connection_extras_are_declared_with_valid_json_schemas(d6_connection_type):
     fields = d6_connection_type["conn-fields"]
-    assert {"timeout", "max_retries", "requests_per_second", "activation_route"} <= set(fields)
+    assert {"timeout", "max_attempts", "requests_per_second", "activation_route"} <= set(fields)
     for name, spec in fields.items():
         assert spec["label"], name
         jsonschema.Draft7Validator.check_schema(spec["schema"])
@@ -129,7 +129,26 @@ def test_d6_connection_extras_are_declared_with_valid_json_schemas(d6_connection
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate("v3", route)
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(-1, fields["max_retries"]["schema"])
+        jsonschema.validate(0, fields["max_attempts"]["schema"])
+
+
+def test_d6_connection_form_bounds_match_the_hook(d6_connection_type):
+    from airflow_provider_d6.hooks._config import RANGES
+
+    fields = d6_connection_type["conn-fields"]
+    for name in ("timeout", "max_attempts", "requests_per_second"):
+        low, high, exclusive = RANGES[name]
+        schema = fields[name]["schema"]
+        assert schema["maximum"] == high, name
+        assert schema["exclusiveMinimum" if exclusive else "minimum"] == low, name
+        jsonschema.validate(high, schema)
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(high + 1, schema)
+
+
+def test_d6_connection_form_says_verify_false_warns(d6_connection_type):
+    description = d6_connection_type["conn-fields"]["verify"]["description"]
+    assert "false" in description and "warning" in description
 
 
 def test_every_listed_module_imports(provider_info):

@@ -7,28 +7,47 @@ extras > defaults) and refuse unsafe URLs the same way.
 from __future__ import annotations
 
 import ipaddress
+import logging
+import math
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from airflow_provider_d6 import __version__
 from airflow_provider_d6.exceptions import D6ConfigurationError
+from airflow_provider_d6.hooks._redact import register
 from airflow_provider_d6.hooks._retry import RetryPolicy
+
+log = logging.getLogger(f"airflow.task.hooks.{__name__}")
 
 DEFAULT_BASE_URL = "https://integrate.d6plus.co.za/api"
 USER_AGENT = f"airflow-provider-d6/{__version__}"
 ACTIVATION_ROUTES = ("auto", "v2", "v1")
 DEFAULTS: dict[str, Any] = {
     "timeout": 30.0,
-    "max_retries": 5,
+    "max_attempts": 5,
     "requests_per_second": None,  # adaptive
     "activation_route": "auto",
     "verify": True,
 }
+# Old names still read, each for the option it always meant: ``max_retries`` was the total
+# number of attempts all along (0 and 1 both meant one attempt).
+ALIASES = {"max_retries": "max_attempts"}
 # The extras this provider owns. HttpHook would send any of them it does not know as an HTTP
 # header; they are read here and never handed to it.
-OWN_EXTRAS = tuple(DEFAULTS)
+OWN_EXTRAS = (*DEFAULTS, *ALIASES)
+# Allowed ranges (inclusive unless the low bound is marked exclusive). Seconds past an hour, a
+# throttle above a thousand calls a second or dozens of attempts are typos, not settings.
+RANGES: dict[str, tuple[float, float, bool]] = {  # name: (low, high, low is exclusive)
+    "timeout": (0.0, 3600.0, True),
+    "requests_per_second": (0.0, 1000.0, True),
+    "max_attempts": (1, 20, False),
+    "max_retries": (0, 20, False),
+}
+_INTEGER = re.compile(r"[+-]?[0-9]{1,12}")
+_DECIMAL = re.compile(r"[+-]?([0-9]{1,12}(\.[0-9]{0,12})?|\.[0-9]{1,12})([eE][+-]?[0-9]{1,3})?")
 
 
 @dataclass(frozen=True)
@@ -39,10 +58,15 @@ class D6Settings:
     login: str
     password: str = field(repr=False)
     timeout: float
-    max_retries: int
+    max_attempts: int
     requests_per_second: float | None
     activation_route: str
     verify: bool | str
+
+    @property
+    def max_retries(self) -> int:
+        """Return ``max_attempts`` under its old name (it always counted attempts in total)."""
+        return self.max_attempts
 
     def auth_headers(self) -> dict[str, str]:
         """Return the two d6 credential headers: the single place they are built."""
@@ -53,20 +77,38 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def _number(
-    name: str, value: Any, *, integer: bool = False, minimum: float = 0.0, strict: bool = True
-) -> Any:
+def _shown(value: Any) -> str:
+    """Return *value* for an error message: repr-escaped and cut short (it may be anything)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _number(name: str, value: Any, *, integer: bool = False) -> Any:
+    """Return *value* as a finite number inside ``RANGES[name]``, or raise naming field and range."""
+    low, high, exclusive = RANGES[name]
     kind = "an integer" if integer else "a number"
+    opening = "(" if exclusive else "["
+    bounds = f"{opening}{low:g}, {high:g}]"
+    refusal = D6ConfigurationError(f"{name} must be {kind} in {bounds}, got {_shown(value)}")
     if isinstance(value, bool):  # a JSON true is not a number of seconds
-        raise D6ConfigurationError(f"{name} must be {kind}, got {value!r}")
-    try:
-        number = int(str(value).strip()) if integer else float(value)
-    except (TypeError, ValueError):
-        raise D6ConfigurationError(f"{name} must be {kind}, got {value!r}") from None
-    if number < minimum or (strict and number == minimum):
-        bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
-        raise D6ConfigurationError(f"{name} must be {bound}, got {value!r}")
-    return number
+        raise refusal
+    if isinstance(value, str):
+        text = value.strip()
+        # ASCII digits only, a dozen at most: int() also reads "١٢٣" and 5,000-digit numbers.
+        if not (_INTEGER if integer else _DECIMAL).fullmatch(text):
+            raise refusal
+        number: float = int(text) if integer else float(text)
+    elif isinstance(value, int):
+        number = value
+    elif isinstance(value, float):
+        if not math.isfinite(value) or (integer and not value.is_integer()):
+            raise refusal
+        number = int(value) if integer else value
+    else:
+        raise refusal
+    if not (low < number if exclusive else low <= number) or number > high:
+        raise refusal
+    return int(number) if integer else float(number)
 
 
 def _verify(value: Any) -> bool | str:
@@ -79,13 +121,33 @@ def _verify(value: Any) -> bool | str:
         return False
     if not os.path.exists(text):
         raise D6ConfigurationError(
-            f"verify must be true, false or the path of a CA bundle; {text!r} does not exist"
+            f"verify must be true, false or the path of a CA bundle; {_shown(text)} does not exist"
         )
     return text
 
 
+def _attempts(extra: dict[str, Any], kwargs: dict[str, Any]) -> int:
+    """Return the attempts in total: kwargs > extras, ``max_attempts`` over its alias per layer."""
+    for layer in (kwargs, extra):
+        given = {name: layer.get(name) for name in ("max_attempts", "max_retries")}
+        given = {name: value for name, value in given.items() if not _blank(value)}
+        if "max_attempts" in given:
+            attempts = _number("max_attempts", given["max_attempts"], integer=True)
+            if "max_retries" in given:
+                alias = max(1, _number("max_retries", given["max_retries"], integer=True))
+                if alias != attempts:
+                    raise D6ConfigurationError(
+                        f"max_attempts ({attempts}) and its old name max_retries ({alias}) "
+                        "disagree; set max_attempts only"
+                    )
+            return attempts
+        if "max_retries" in given:
+            return max(1, _number("max_retries", given["max_retries"], integer=True))
+    return DEFAULTS["max_attempts"]
+
+
 def resolve_options(extra: dict[str, Any] | None, **kwargs: Any) -> dict[str, Any]:
-    """Return our five options with precedence hook kwargs > connection extras > defaults.
+    """Return our options with precedence hook kwargs > connection extras > defaults.
 
     :param extra: the connection's extras (``extra_dejson``)
     :param kwargs: the hook's keyword arguments (None means "not given")
@@ -98,9 +160,7 @@ def resolve_options(extra: dict[str, Any] | None, **kwargs: Any) -> dict[str, An
             value = extra.get(name)
         options[name] = default if _blank(value) else value
     options["timeout"] = _number("timeout", options["timeout"])
-    options["max_retries"] = _number(
-        "max_retries", options["max_retries"], integer=True, strict=False
-    )
+    options["max_attempts"] = _attempts(extra, kwargs)
     if options["requests_per_second"] is not None:
         options["requests_per_second"] = _number(
             "requests_per_second", options["requests_per_second"]
@@ -108,7 +168,7 @@ def resolve_options(extra: dict[str, Any] | None, **kwargs: Any) -> dict[str, An
     route = str(options["activation_route"]).strip().lower()
     if route not in ACTIVATION_ROUTES:
         raise D6ConfigurationError(
-            f"activation_route must be one of {', '.join(ACTIVATION_ROUTES)}, got {route!r}"
+            f"activation_route must be one of {', '.join(ACTIVATION_ROUTES)}, got {_shown(route)}"
         )
     options["activation_route"] = route
     options["verify"] = _verify(options["verify"])
@@ -116,7 +176,11 @@ def resolve_options(extra: dict[str, Any] | None, **kwargs: Any) -> dict[str, An
 
 
 def check_base_url(host: str | None) -> str:
-    """Return the normalised base URL, refusing plain http:// to anything but loopback.
+    """Return the normalised base URL (ending in ``/api``), refusing unsafe or wrong ones.
+
+    Plain http:// is refused to anything but loopback. A bare host (``https://host``) gets the
+    ``/api`` segment every d6 route lives under, with a warning; any other path must end in
+    ``/api`` (the hooks add ``/v1`` or ``/v2`` per endpoint).
 
     :param host: the connection's host field (empty means d6's production URL)
     """
@@ -126,7 +190,7 @@ def check_base_url(host: str | None) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise D6ConfigurationError(
-            f"host must be an https:// URL such as {DEFAULT_BASE_URL}, got {url!r}"
+            f"host must be an https:// URL such as {DEFAULT_BASE_URL}, got {_shown(url)}"
         )
     if parts.username or parts.password or parts.query or parts.fragment:
         raise D6ConfigurationError(
@@ -137,7 +201,22 @@ def check_base_url(host: str | None) -> str:
             f"refusing plain http:// for {parts.hostname}: the d6 credentials are sent as headers on "
             "every request and would travel in clear text; use https://"
         )
-    return url.rstrip("/")
+    url = url.rstrip("/")
+    path = parts.path.rstrip("/")
+    if not path:
+        log.warning(
+            "d6 base URL %s has no /api segment; using %s/api (every d6 route is under /api)",
+            url,
+            url,
+        )
+        return f"{url}/api"
+    if not path.endswith("/api"):
+        hint = " (drop what follows /api: the hook adds the version per endpoint)"
+        raise D6ConfigurationError(
+            f"host must be d6's base URL ending in /api, such as {DEFAULT_BASE_URL}, got "
+            f"{_shown(url)}" + (hint if "/api/" in path + "/" else "")
+        )
+    return url
 
 
 def _is_loopback(hostname: str) -> bool:
@@ -149,23 +228,59 @@ def _is_loopback(hostname: str) -> bool:
         return False
 
 
+def check_credential(conn_id: str, name: str, what: str, value: Any) -> str:
+    """Return a login or password that can be sent as an HTTP header, or raise.
+
+    Printable ASCII only, with no surrounding whitespace: a trailing newline or a control
+    character makes the HTTP library raise an error that quotes the value, and the two HTTP
+    clients encode other characters differently (latin-1 and UTF-8), so such a credential would
+    work in one hook and not the other. The error never repeats the value.
+
+    :param conn_id: the connection, for the message
+    :param name: ``login`` or ``password``
+    :param what: what the field holds, for the message
+    :param value: the field's value
+    """
+    if _blank(value):
+        raise D6ConfigurationError(f"connection {conn_id!r}: {name} ({what}) is empty")
+    if not isinstance(value, str):
+        raise D6ConfigurationError(f"connection {conn_id!r}: {name} ({what}) must be text")
+    problem = None
+    if value != value.strip():
+        problem = "starts or ends with whitespace (a space, tab, newline or carriage return)"
+    elif not value.isascii():
+        problem = "contains a character outside printable ASCII"
+    elif not value.isprintable():
+        problem = "contains a control character"
+    if problem:
+        raise D6ConfigurationError(
+            f"connection {conn_id!r}: {name} ({what}) {problem}; it is sent as an HTTP header, "
+            f"so re-enter it as printable ASCII with nothing around it (value not shown)"
+        )
+    return value
+
+
 def settings_from_connection(conn: Any, **kwargs: Any) -> D6Settings:
     """Build ``D6Settings`` from an Airflow connection and the hook's keyword arguments.
 
     :param conn: the Airflow connection (host, login, password, extra_dejson)
     :param kwargs: the hook's option overrides
     """
-    options = resolve_options(getattr(conn, "extra_dejson", None), **kwargs)
+    conn_id = getattr(conn, "conn_id", None)
+    extra = getattr(conn, "extra_dejson", None) or {}
+    unknown = sorted(str(key) for key in extra if key not in OWN_EXTRAS)
+    if unknown:
+        log.warning(
+            "connection %r: ignoring unknown extra(s) %s; the known extras are %s",
+            conn_id,
+            ", ".join(_shown(key) for key in unknown[:10]) + (", ..." if len(unknown) > 10 else ""),
+            ", ".join(OWN_EXTRAS),
+        )
+    options = resolve_options(extra, **kwargs)
     base_url = check_base_url(conn.host)
-    if _blank(conn.login):
-        raise D6ConfigurationError(
-            f"connection {conn.conn_id!r}: login (the d6 integrator username) is empty"
-        )
-    if _blank(conn.password):
-        raise D6ConfigurationError(
-            f"connection {conn.conn_id!r}: password (the d6 integrator password) is empty"
-        )
-    return D6Settings(base_url=base_url, login=conn.login, password=conn.password, **options)
+    login = check_credential(conn_id, "login", "the d6 integrator username", conn.login)
+    password = check_credential(conn_id, "password", "the d6 integrator password", conn.password)
+    return D6Settings(base_url=base_url, login=login, password=password, **options)
 
 
 def default_verify(verify: bool | str) -> bool | str:
@@ -180,24 +295,24 @@ def default_verify(verify: bool | str) -> bool | str:
 
 
 def build_policy(
-    settings: D6Settings, retry_policy: RetryPolicy | None, max_retries: int | None
+    settings: D6Settings, retry_policy: RetryPolicy | None, attempts_given: bool
 ) -> RetryPolicy:
     """Return the retry policy a hook uses.
 
-    ``max_retries`` counts attempts in total (0 and 1 both mean "never retry"). An explicit
-    ``retry_policy`` kwarg is used as given unless a ``max_retries`` kwarg is given too; without
-    one, the connection's (or the default) ``max_retries`` sets the attempts.
+    ``max_attempts`` counts attempts in total, the first one included. An explicit
+    ``retry_policy`` kwarg is used as given unless a ``max_attempts`` (or ``max_retries``) kwarg
+    is given too; without one, the connection's (or the default) ``max_attempts`` sets them.
 
     :param settings: the resolved connection settings
     :param retry_policy: the hook's ``retry_policy`` kwarg
-    :param max_retries: the hook's ``max_retries`` kwarg
+    :param attempts_given: whether the hook got a ``max_attempts``/``max_retries`` kwarg
     """
     if retry_policy is None:
-        return RetryPolicy(max_attempts=max(1, settings.max_retries))
-    if max_retries is None:
+        return RetryPolicy(max_attempts=settings.max_attempts)
+    if not attempts_given:
         return retry_policy
     return RetryPolicy(
-        max(1, settings.max_retries),
+        settings.max_attempts,
         retry_policy.base,
         retry_policy.cap,
         retry_policy.retry_after_cap,
@@ -215,9 +330,10 @@ def missing_connection(conn_id: str) -> D6ConfigurationError:
 def prepare_connection(
     conn: Any, overrides: dict[str, Any], retry_policy: RetryPolicy | None
 ) -> tuple[D6Settings, RetryPolicy, Any]:
-    """Turn a connection into settings, a retry policy and a throttle, masking the password.
+    """Turn a connection into settings, a retry policy and a throttle, masking the credentials.
 
-    Shared by the sync and async hooks so that both read a connection the same way.
+    Shared by the sync and async hooks so that both read a connection the same way. Logs a
+    warning each time a connection with ``verify=false`` is read (once per hook, so per task).
 
     :param conn: the Airflow connection
     :param overrides: the hook's keyword arguments (None means "not given")
@@ -226,8 +342,19 @@ def prepare_connection(
     from airflow_provider_d6.hooks._throttle import make_throttle
 
     settings = settings_from_connection(conn, **overrides)
+    # Both credentials: the username identifies the integrator and is half of what d6 checks.
+    register(settings.login, settings.password)
     from airflow.sdk.log import mask_secret  # imported here: structlog setup is not free
 
+    mask_secret(settings.login)
     mask_secret(settings.password)
-    policy = build_policy(settings, retry_policy, overrides["max_retries"])
+    if settings.verify is False:
+        log.warning(
+            "connection %r has verify=false: d6's TLS certificate is not checked, so anyone on "
+            "the network path can read the credentials and the data; use it only for private "
+            "test setups",
+            getattr(conn, "conn_id", None),
+        )
+    given = any(not _blank(overrides.get(name)) for name in ("max_attempts", "max_retries"))
+    policy = build_policy(settings, retry_policy, given)
     return settings, policy, make_throttle(settings.requests_per_second)

@@ -326,12 +326,14 @@ class D6HookBase:
 
     :param d6_conn_id: the Airflow connection of type ``d6``
     :param timeout: seconds to wait for each answer (default 30)
-    :param max_retries: attempts per request for transient failures (default 5)
+    :param max_attempts: attempts in total per request, the first included, for transient
+        failures (default 5; 1 means never retry)
+    :param max_retries: the old name of ``max_attempts`` (same meaning; 0 also means one attempt)
     :param requests_per_second: client-side throttle; None means adaptive
     :param activation_route: ``auto`` (v2 then v1 on route_not_found), ``v2`` or ``v1``; used by
         state changes, which only the sync hook makes
     :param verify: TLS verification: True, False or the path of a CA bundle
-    :param retry_policy: attempts and backoff; a ``max_retries`` kwarg overrides its attempts
+    :param retry_policy: attempts and backoff; a ``max_attempts`` kwarg overrides its attempts
     """
 
     conn_name_attr = "d6_conn_id"
@@ -343,6 +345,7 @@ class D6HookBase:
         d6_conn_id: str = default_conn_name,
         *,
         timeout: float | None = None,
+        max_attempts: int | None = None,
         max_retries: int | None = None,
         requests_per_second: float | None = None,
         activation_route: str | None = None,
@@ -353,6 +356,7 @@ class D6HookBase:
         self.d6_conn_id = d6_conn_id
         self._overrides = {
             "timeout": timeout,
+            "max_attempts": max_attempts,
             "max_retries": max_retries,
             "requests_per_second": requests_per_second,
             "activation_route": activation_route,

@@ -682,35 +682,72 @@ _Record = TypeVar("_Record")
 def coerce_ids(record: _Record, endpoint: Endpoint) -> _Record:
     """Coerce the endpoint's documented id fields to ``int`` in *record* (and embedded records).
 
-    Money and codes are left untouched: only fields named in the catalogue are converted, and only
-    when the value is an integer in disguise (``"1000"``), so unknown shapes pass through.
+    Money and codes are left untouched: only fields named in the catalogue are converted. A
+    documented id must be an integer, an integer in disguise (``"1000"``: v1 sends ids as
+    strings) or null; anything else (``"abc"``, ``1.5``, ``true``, ``"²"``, 5,000 digits) raises
+    ``D6ResponseError`` naming the endpoint and the field. Undocumented ``*_id`` fields of
+    embedded records are converted when they are integers in disguise and otherwise passed on.
     """
     if not isinstance(record, dict):
         return record
     ids = endpoint.id_fields
     for key in ids:
-        value = record.get(key)
-        if value.__class__ is str:
-            record[key] = _to_int(value)
+        if key in record:
+            record[key] = _strict_id(record[key], key, endpoint)
     for key in endpoint.nested:
         inner = record.get(key)
         if isinstance(inner, dict):
-            _coerce_plain(inner, ids)
+            _coerce_plain(inner, ids, endpoint)
         elif isinstance(inner, list):
             for item in inner:
                 if isinstance(item, dict):
-                    _coerce_plain(item, ids)
+                    _coerce_plain(item, ids, endpoint)
     return record
 
 
-def _coerce_plain(record: dict[str, Any], ids: frozenset[str]) -> None:
+def _coerce_plain(record: dict[str, Any], ids: frozenset[str], endpoint: Endpoint) -> None:
     for key, value in record.items():
-        if value.__class__ is str and (key in ids or key.endswith("_id")):
-            record[key] = _to_int(value)
+        if key in ids:
+            record[key] = _strict_id(value, key, endpoint)
+        elif value.__class__ is str and key.endswith("_id"):
+            number = _to_int(value)
+            record[key] = value if number is None else number
 
 
-def _to_int(value: str) -> int | str:
+# Ids are 64-bit at most; a longer digit string is not an id (and int() of thousands of digits
+# is slow or refused).
+_MAX_ID = 2**63 - 1
+
+
+def _strict_id(value: Any, key: str, endpoint: Endpoint) -> int | None:
+    if value is None:
+        return None
+    if value.__class__ is int:
+        if -_MAX_ID <= value <= _MAX_ID:
+            return value
+    elif value.__class__ is str:
+        if not value.strip():
+            # 🔎 whether v1 sends "" for an absent id is unconfirmed; it means "none", as null does.
+            return None
+        number = _to_int(value)
+        if number is not None:
+            return number
+    from airflow_provider_d6.exceptions import D6ResponseError
+
+    shown = repr(value)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    raise D6ResponseError(
+        f"d6 sent {key}={shown} ({type(value).__name__}) in a {endpoint.name} record; "
+        "expected an integer id"
+    )
+
+
+def _to_int(value: str) -> int | None:
+    """Return the int a string of ASCII digits (optionally signed) spells, or None."""
     stripped = value.strip()
-    if stripped.isdigit() or (stripped[:1] == "-" and stripped[1:].isdigit()):
-        return int(stripped)
-    return value
+    digits = stripped[1:] if stripped[:1] == "-" else stripped
+    if 0 < len(digits) <= 19 and digits.isascii() and digits.isdigit():
+        number = int(stripped)
+        if -_MAX_ID <= number <= _MAX_ID:
+            return number
+    return None

@@ -22,6 +22,7 @@ from airflow_provider_d6.exceptions import (
     D6ServerError,
     D6ValidationError,
 )
+from airflow_provider_d6.hooks._redact import redact
 from airflow_provider_d6.hooks._retry import parse_retry_after
 
 _SNIPPET = 120
@@ -74,8 +75,10 @@ def _looks_like_html(headers: Mapping[str, str] | None, body: bytes) -> bool:
 
 
 def _snippet(body: bytes) -> str:
-    text = body[:_SNIPPET].decode("utf-8", "replace").strip()
-    return " ".join(text.split()) + ("…" if len(body) > _SNIPPET else "")
+    # Redact before cutting and collapsing whitespace: a cut or collapsed credential would no
+    # longer match, and a reflected prefix of the password is a leak too.
+    text = " ".join(redact(body[: _SNIPPET * 32].decode("utf-8", "replace")).split())
+    return text[:_SNIPPET] + ("…" if len(text) > _SNIPPET or len(body) > _SNIPPET * 32 else "")
 
 
 def _parse(
@@ -181,7 +184,7 @@ def _describe(payload: Any, raw: bytes, status: int) -> tuple[str, dict[str, Any
                 return value.strip(), validation_errors
         return f"HTTP {status} from d6", validation_errors
     if isinstance(payload, str) and payload.strip():
-        return payload.strip()[:_SNIPPET], validation_errors
+        return redact(payload.strip())[:_SNIPPET], validation_errors
     if raw.strip():
         return f"non-JSON answer: {_snippet(raw)!r}", validation_errors
     return "empty answer", validation_errors

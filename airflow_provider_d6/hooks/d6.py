@@ -46,6 +46,7 @@ from airflow_provider_d6.hooks._endpoints import (
     coerce_ids,
 )
 from airflow_provider_d6.hooks._parse import envelope, parse_response, single
+from airflow_provider_d6.hooks._redact import redact
 from airflow_provider_d6.hooks._retry import RetryPolicy
 from airflow_provider_d6.hooks._validate import check_filters, check_id
 from airflow_provider_d6.hooks.client_integration_state import (
@@ -88,11 +89,13 @@ class D6Hook(
 
     :param d6_conn_id: the Airflow connection of type ``d6``
     :param timeout: seconds to wait for each answer (default 30)
-    :param max_retries: attempts per request for transient failures (default 5)
+    :param max_attempts: attempts in total per request, the first included, for transient
+        failures (default 5; 1 means never retry)
+    :param max_retries: the old name of ``max_attempts`` (same meaning; 0 also means one attempt)
     :param requests_per_second: client-side throttle; None means adaptive
     :param activation_route: ``auto`` (v2 then v1 on route_not_found), ``v2`` or ``v1``
     :param verify: TLS verification: True, False or the path of a CA bundle
-    :param retry_policy: attempts and backoff; a ``max_retries`` kwarg overrides its attempts
+    :param retry_policy: attempts and backoff; a ``max_attempts`` kwarg overrides its attempts
     :param endpoint_versions: API version per resource, overriding the catalogue's (e.g.
         ``{"parents": "v3"}``) for Admin+/Curriculum+ resources
     """
@@ -434,7 +437,7 @@ class D6Hook(
         except D6Error as err:
             return False, str(err)
         except Exception as err:  # noqa: BLE001 - the UI shows why, whatever went wrong
-            return False, f"{type(err).__name__}: {err}"
+            return False, redact(f"{type(err).__name__}: {err}")
         more = "+" if meta.get("next_cursor") else ""
         return (
             True,

@@ -42,11 +42,13 @@ class D6AsyncHook(D6HookBase, BaseHook):
 
     :param d6_conn_id: the Airflow connection of type ``d6``
     :param timeout: seconds to wait for each answer (default 30)
-    :param max_retries: attempts per request for transient failures (default 5)
+    :param max_attempts: attempts in total per request, the first included, for transient
+        failures (default 5; 1 means never retry)
+    :param max_retries: the old name of ``max_attempts`` (same meaning; 0 also means one attempt)
     :param requests_per_second: client-side throttle; None means adaptive
     :param activation_route: accepted for symmetry with ``D6Hook`` (this hook changes no state)
     :param verify: TLS verification: True, False or the path of a CA bundle
-    :param retry_policy: attempts and backoff; a ``max_retries`` kwarg overrides its attempts
+    :param retry_policy: attempts and backoff; a ``max_attempts`` kwarg overrides its attempts
     """
 
     hook_name = "d6+ Integrate (async)"

@@ -48,7 +48,7 @@ def test_airflow_contract():
         ("verify", False, True, False),
         # ... extras win over defaults (also when the UI stored them as strings) ...
         ("timeout", None, "11", 11.0),
-        ("max_retries", None, "0", 0),
+        ("max_retries", None, "0", 1),  # 0 always meant one attempt
         ("requests_per_second", None, 8, 8.0),
         ("activation_route", None, "V2", "v2"),
         ("verify", None, "false", False),

@@ -208,7 +208,7 @@ def shape(name: str, call: Callable[[Env], Any]) -> Callable[[Env], Any]:
     """Point ``d6_default`` at the wrong-shape server's */name*, then *call*."""
 
     def run(env: Env) -> Any:
-        env.connect(base_url=f"{env.shapes_url}/{name}")
+        env.connect(base_url=f"{env.shapes_url}/{name}/api")
         return call(env)
 
     return run
