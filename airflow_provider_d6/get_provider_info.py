@@ -95,12 +95,12 @@ def get_provider_info() -> dict[str, Any]:
                     },
                     "requests_per_second": {
                         "label": "Requests per second",
-                        "description": "Client-side throttle per task (at most 1000). Empty: "
+                        "description": "Client-side throttle per task (at most 10000). Empty: "
                         "adaptive (start fast, slow down on 429, recover slowly).",
                         "schema": {
                             "type": ["number", "null"],
                             "exclusiveMinimum": 0,
-                            "maximum": 1000,
+                            "maximum": 10000,
                         },
                     },
                     "activation_route": {

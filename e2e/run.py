@@ -33,7 +33,7 @@ from e2e.sandbox import Sandbox, start_sandbox
 T = TypeVar("T")
 PROJECT = Path(__file__).resolve().parent.parent
 ARTIFACTS = PROJECT / "e2e" / "artifacts"
-D6_EXTRA_FIELDS = ("timeout", "max_retries", "requests_per_second", "activation_route", "verify")
+D6_EXTRA_FIELDS = ("timeout", "max_attempts", "requests_per_second", "activation_route", "verify")
 
 
 class Run:
@@ -149,7 +149,7 @@ class Run:
                 "login": self.sandbox.username,
                 "password": self.sandbox.password,
                 "timeout": "20",
-                "max_retries": "2",
+                "max_attempts": "2",
             },
         )
         school_id, api_type_id = scenario.pick_activated_pair(self.sandbox)
@@ -170,7 +170,7 @@ class Run:
             ui.check_connection_form(connection)
             stored = api.get_connection("d6_from_ui")
             step(f"saved through the UI: conn_type={stored['conn_type']} extra={stored['extra']}")
-            if stored["conn_type"] != "d6" or '"max_retries": 2' not in (stored["extra"] or ""):
+            if stored["conn_type"] != "d6" or '"max_attempts": 2' not in (stored["extra"] or ""):
                 raise E2EFailure(f"the connection saved in the UI was stored as {stored}")
             step(
                 f"its test with the stored password: {scenario.test_saved_connection(api, 'd6_from_ui')}"

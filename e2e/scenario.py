@@ -53,7 +53,7 @@ def connection_body(
         "host": sandbox.base_url,
         "login": sandbox.username,
         "password": sandbox.password if password is None else password,
-        "extra": json.dumps({"timeout": 30, "max_retries": 3}),
+        "extra": json.dumps({"timeout": 30, "max_attempts": 3}),
     }
 
 

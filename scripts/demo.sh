@@ -86,7 +86,7 @@ AIRFLOW_CONN_D6_DEFAULT="$(SANDBOX_URL="$SANDBOX_URL" SANDBOX_PASSWORD="$SANDBOX
     python - <<'EOF'
 import json, os
 print(json.dumps({"conn_type": "d6", "host": os.environ["SANDBOX_URL"], "login": "sandbox-user",
-                  "password": os.environ["SANDBOX_PASSWORD"], "extra": {"max_retries": 3}}))
+                  "password": os.environ["SANDBOX_PASSWORD"], "extra": {"max_attempts": 3}}))
 EOF
 )"
 export AIRFLOW_CONN_D6_DEFAULT

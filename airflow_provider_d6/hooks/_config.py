@@ -39,10 +39,10 @@ ALIASES = {"max_retries": "max_attempts"}
 # header; they are read here and never handed to it.
 OWN_EXTRAS = (*DEFAULTS, *ALIASES)
 # Allowed ranges (inclusive unless the low bound is marked exclusive). Seconds past an hour, a
-# throttle above a thousand calls a second or dozens of attempts are typos, not settings.
+# throttle above ten thousand calls a second or dozens of attempts are typos, not settings.
 RANGES: dict[str, tuple[float, float, bool]] = {  # name: (low, high, low is exclusive)
     "timeout": (0.0, 3600.0, True),
-    "requests_per_second": (0.0, 1000.0, True),
+    "requests_per_second": (0.0, 10000.0, True),
     "max_attempts": (1, 20, False),
     "max_retries": (0, 20, False),
 }
@@ -217,6 +217,15 @@ def check_base_url(host: str | None) -> str:
             f"{_shown(url)}" + (hint if "/api/" in path + "/" else "")
         )
     return url
+
+
+def never_proxied(base_url: str) -> bool:
+    """Return True when requests to *base_url* must not go through any proxy: loopback.
+
+    ``HTTP_PROXY`` would otherwise carry the credential headers of a plain-http sandbox URL in
+    clear text to the proxy (and ``NO_PROXY`` is easy to forget); d6 itself is never on loopback.
+    """
+    return _is_loopback(urlsplit(base_url).hostname or "")
 
 
 def _is_loopback(hostname: str) -> bool:

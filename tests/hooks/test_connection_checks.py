@@ -80,7 +80,7 @@ BAD_NUMBERS = [
 ]
 RANGES = {
     "timeout": "(0, 3600]",
-    "requests_per_second": "(0, 1000]",
+    "requests_per_second": "(0, 10000]",
     "max_attempts": "[1, 20]",
     "max_retries": "[0, 20]",
 }
@@ -123,7 +123,7 @@ def test_bad_number_as_hook_kwarg_refused_in_both_hooks(monkeypatch, option, val
     [
         ({"timeout": "3600"}, "timeout", 3600.0),
         ({"timeout": 0.25}, "timeout", 0.25),
-        ({"requests_per_second": "1000"}, "requests_per_second", 1000.0),
+        ({"requests_per_second": "10000"}, "requests_per_second", 10000.0),
         ({"max_attempts": "20"}, "max_attempts", 20),
         ({"max_attempts": 3.0}, "max_attempts", 3),
     ],

@@ -1,0 +1,93 @@
+"""Bounds on what one d6 answer may cost: pages that loop, bodies that never end or explode.
+
+Shared by the sync and async hooks. A malicious, broken or man-in-the-middle d6 must not make a
+task (or the triggerer, which hosts every deferred task) run forever, fill the memory or fill the
+disk: a cursor that repeats is an error, one answer's decoded body is capped, and each request
+has a total deadline (see the hooks' I/O).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from airflow_provider_d6.exceptions import D6ResponseError
+
+# d6's largest page is 50 records of a few kilobytes each (CONTRACT §2: max_allowed_limit 50 in
+# the examples); unpaginated lookups are smaller. 32 MiB is far above any real answer and far
+# below what would hurt a worker.
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+# Bytes read per step while streaming a body, so that the cap and the deadline are checked often.
+CHUNK_BYTES = 64 * 1024
+# A page with no records but a next_cursor is odd but possible (records deleted between pages);
+# this many in a row is a server walking nowhere.
+MAX_EMPTY_PAGES = 10
+# An opaque cursor longer than this is not a cursor.
+MAX_CURSOR_CHARS = 4096
+
+
+class CursorGuard:
+    """Follow one paginated walk and refuse a cursor that loops or leads nowhere.
+
+    :param endpoint: the endpoint's name, for the error
+    :param url: the request URL, for the error
+    """
+
+    def __init__(self, endpoint: str, url: str) -> None:
+        self._endpoint = endpoint
+        self._url = url
+        self._seen: set[bytes] = set()
+        self._empty = 0
+
+    def next_cursor(self, cursor: Any, records: int) -> str | None:
+        """Return the cursor of the next page (None at the end), or raise ``D6ResponseError``.
+
+        :param cursor: ``meta.next_cursor`` of the page just read
+        :param records: how many records that page held
+        """
+        if cursor is None or cursor == "" or cursor is False:
+            return None
+        if cursor.__class__ is int:
+            cursor = str(cursor)
+        if cursor.__class__ is not str or len(cursor) > MAX_CURSOR_CHARS:
+            self._fail(f"a next_cursor that is not a short string ({type(cursor).__name__})")
+        digest = hashlib.blake2b(cursor.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        if digest in self._seen:
+            self._fail(
+                f"a next_cursor already followed (after {len(self._seen)} pages): the pages loop"
+            )
+        self._seen.add(digest)
+        self._empty = self._empty + 1 if records == 0 else 0
+        if self._empty >= MAX_EMPTY_PAGES:
+            self._fail(f"{self._empty} empty pages in a row, each with a next_cursor")
+        return cursor
+
+    def _fail(self, what: str) -> None:
+        raise D6ResponseError(
+            f"d6 sent {what} while listing {self._endpoint}; stopped so as not to loop forever",
+            method="GET",
+            url=self._url,
+        )
+
+
+class BodyTooLarge(D6ResponseError):
+    """One answer's decoded body exceeded ``max_response_bytes``."""
+
+
+def too_large(limit: int, *, method: str, url: str, declared: int | None = None) -> BodyTooLarge:
+    """Return the error for an answer larger than *limit* bytes once decoded."""
+    said = f" (it declared {declared:,} bytes)" if declared is not None else ""
+    return BodyTooLarge(
+        f"d6's answer is larger than max_response_bytes={limit:,} once decoded{said}; refused "
+        "while reading. Raise max_response_bytes in the connection if d6 really sends that much",
+        method=method,
+        url=url,
+    )
+
+
+def declared_length(headers: Any) -> int | None:
+    """Return the Content-Length of an uncompressed answer, when it is a plain integer."""
+    if headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity"):
+        return None
+    value = (headers.get("Content-Length") or "").strip()
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 20 else None
