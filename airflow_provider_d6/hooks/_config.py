@@ -132,7 +132,7 @@ def _attempts(extra: dict[str, Any], kwargs: dict[str, Any]) -> int:
         given = {name: layer.get(name) for name in ("max_attempts", "max_retries")}
         given = {name: value for name, value in given.items() if not _blank(value)}
         if "max_attempts" in given:
-            attempts = _number("max_attempts", given["max_attempts"], integer=True)
+            attempts = int(_number("max_attempts", given["max_attempts"], integer=True))
             if "max_retries" in given:
                 alias = max(1, _number("max_retries", given["max_retries"], integer=True))
                 if alias != attempts:
@@ -142,8 +142,8 @@ def _attempts(extra: dict[str, Any], kwargs: dict[str, Any]) -> int:
                     )
             return attempts
         if "max_retries" in given:
-            return max(1, _number("max_retries", given["max_retries"], integer=True))
-    return DEFAULTS["max_attempts"]
+            return max(1, int(_number("max_retries", given["max_retries"], integer=True)))
+    return int(DEFAULTS["max_attempts"])
 
 
 def resolve_options(extra: dict[str, Any] | None, **kwargs: Any) -> dict[str, Any]:
@@ -237,7 +237,7 @@ def _is_loopback(hostname: str) -> bool:
         return False
 
 
-def check_credential(conn_id: str, name: str, what: str, value: Any) -> str:
+def check_credential(conn_id: str | None, name: str, what: str, value: Any) -> str:
     """Return a login or password that can be sent as an HTTP header, or raise.
 
     Printable ASCII only, with no surrounding whitespace: a trailing newline or a control

@@ -60,7 +60,8 @@ class CursorGuard:
         self._empty = self._empty + 1 if records == 0 else 0
         if self._empty >= MAX_EMPTY_PAGES:
             self._fail(f"{self._empty} empty pages in a row, each with a next_cursor")
-        return cursor
+        text: str = cursor
+        return text
 
     def _fail(self, what: str) -> None:
         raise D6ResponseError(
