@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowException
+from airflow_provider_d6._compat import AirflowException
 
 from airflow_provider_d6.hooks._redact import redact, redact_value
 

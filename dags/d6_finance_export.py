@@ -10,8 +10,10 @@ from datetime import date
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, AssetAlias, CronDataIntervalTimetable, Param, literal, task
+from airflow.sdk import DAG, AssetAlias, Param, literal, task
 
+# CronDataIntervalTimetable is airflow.sdk's from Airflow 3.2 on; the provider finds it on 3.1 too.
+from airflow_provider_d6._compat import CronDataIntervalTimetable
 from airflow_provider_d6._text import printable
 from airflow_provider_d6.exceptions import D6InputError, D6ResponseError
 from airflow_provider_d6.hooks.client_integration_state import is_activated

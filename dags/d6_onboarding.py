@@ -170,13 +170,16 @@ with DAG(
 
     @task
     def summary(
-        params: dict[str, Any],
         looked_up: dict[str, Any],
         authorised: dict[str, Any],
         activation: dict[str, Any],
         verified: dict[str, Any],
+        # Filled in from the task context. Airflow 3.1's @task refuses a context argument before
+        # arguments without defaults, so it comes last, with a default.
+        params: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Log and return a short human-readable account of the onboarding."""
+        params = params or {}
         record = verified["record"] or authorised
         before = looked_up["before"]
         changed = bool(activation["changed"])

@@ -124,7 +124,7 @@ def run_dag(
     on_defer: Callable[[], None] | None = None,
 ) -> Any:
     """Run *dag_id* once with ``dag.test(run_conf=conf)``, Airflow's output going to *log_path*."""
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_provider_d6._compat import DagBag
 
     log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     sys.stdout.flush()

@@ -84,7 +84,7 @@ def test_sensor_then_operator_under_dag_test(airflow_db, sandbox, d6_conn, tmp_p
         },
     ]
     monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps(bundles))
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_provider_d6._compat import DagBag
 
     dag = DagBag(dag_folder=str(tmp_path)).get_dag(DAG_ID)
     control = sandbox.control

@@ -17,11 +17,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 import requests
 from airflow.providers.http.hooks.http import HttpHook
-from airflow.sdk.exceptions import AirflowNotFoundException
 from requests.adapters import HTTPAdapter
 from requests.utils import get_environ_proxies
 from urllib3.exceptions import NewConnectionError
 
+from airflow_provider_d6._compat import AirflowNotFoundException
 from airflow_provider_d6.exceptions import D6Error, D6InputError
 from airflow_provider_d6.hooks._adminplus import AdminPlusMethods
 from airflow_provider_d6.hooks._client_integrations import ClientIntegrationMethods

@@ -12,9 +12,8 @@ from collections.abc import AsyncIterator
 from typing import Any, Self
 
 import aiohttp
-from airflow.sdk import BaseHook
-from airflow.sdk.exceptions import AirflowNotFoundException
 
+from airflow_provider_d6._compat import AirflowNotFoundException, BaseHook, get_async_connection
 from airflow_provider_d6.hooks._config import default_verify, missing_connection
 from airflow_provider_d6.hooks._core import Answer, Core, D6HookBase, Failure, FailureKinds, Request
 from airflow_provider_d6.hooks._endpoints import Endpoint
@@ -72,7 +71,8 @@ class D6AsyncHook(D6HookBase, BaseHook):
         core = self._core
         if core is None:
             try:
-                conn = await self.aget_connection(self.d6_conn_id)
+                # Not self.aget_connection: before Airflow 3.3.2 it can deadlock a triggerer.
+                conn = await get_async_connection(self.d6_conn_id, self)
             except AirflowNotFoundException:
                 raise missing_connection(self.d6_conn_id) from None
             core = self._build_core(conn, self.log)

@@ -7,9 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException
-
+from airflow_provider_d6._compat import AirflowException, BaseOperator
 from airflow_provider_d6._text import printable
 from airflow_provider_d6.exceptions import D6Error, D6InputError, D6NotAuthorisedError
 from airflow_provider_d6.hooks.client_integration_state import is_activated

@@ -7,8 +7,7 @@ from datetime import date
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
+from airflow_provider_d6._compat import BaseOperator
 from airflow_provider_d6._text import printable
 from airflow_provider_d6.exceptions import D6InputError, D6NotFoundError
 from airflow_provider_d6.validation import (

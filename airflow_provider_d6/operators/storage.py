@@ -19,8 +19,14 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlsplit, urlunsplit
 
-from airflow.sdk import Asset, AssetAlias, BaseOperator, ObjectStoragePath, conf, literal
-
+from airflow_provider_d6._compat import (
+    Asset,
+    AssetAlias,
+    BaseOperator,
+    ObjectStoragePath,
+    conf,
+    literal,
+)
 from airflow_provider_d6._text import printable
 from airflow_provider_d6.exceptions import D6InputError
 from airflow_provider_d6.hooks._endpoints import ENDPOINTS, RESOURCE_FIELDS
@@ -219,7 +225,24 @@ class D6ToStorageOperator(BaseOperator):
             printable(result["path"]),
         )
         self._record_outlet_events(context, result)
+        self._export_result = result
         return result
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Tell OpenLineage the d6 collection read and the file written (see ``_lineage``)."""
+        from airflow_provider_d6.operators._lineage import export_lineage
+
+        result = getattr(self, "_export_result", None)
+        if result is None:  # nothing was exported by this operator object
+            return None
+        return export_lineage(
+            base_url=self.hook.base_url,
+            resource=result["resource"],
+            school_id=result["school_id"],
+            result=result,
+            path=_asset_uri(result["path"]),
+            file_format=result["format"],
+        )
 
     def _record_outlet_events(self, context: Context, result: dict[str, Any]) -> None:
         """Attach the export's summary to the Asset events (and the file to any alias)."""

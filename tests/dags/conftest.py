@@ -11,7 +11,7 @@ from dag_helpers import DAGS_DIR
 @pytest.fixture(scope="session")
 def dagbag():
     """Parse the DAGs folder once, the way the DAG processor does."""
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_provider_d6._compat import DagBag
 
     return DagBag(dag_folder=str(DAGS_DIR))
 

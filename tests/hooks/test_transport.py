@@ -85,7 +85,7 @@ def test_one_hook_shared_by_32_threads(sandbox, hook):
 
 
 def test_password_registered_with_the_secrets_masker(sandbox, hook):
-    from airflow.sdk._shared.secrets_masker import redact
+    from airflow_provider_d6._compat import redact
 
     hook.get_client_integration(1000, 8)
     assert SANDBOX_PASSWORD not in str(redact(f"password={SANDBOX_PASSWORD}"))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from airflow.sdk.exceptions import AirflowException
 
+from airflow_provider_d6._compat import AirflowException
 from airflow_provider_d6.exceptions import D6InputError
 from airflow_provider_d6.operators.client_integrations import (
     ClientIntegrationsOperator,

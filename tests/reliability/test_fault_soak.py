@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowException
 
+from airflow_provider_d6._compat import AirflowException
 from airflow_provider_d6.exceptions import D6Error
 from airflow_provider_d6.hooks.d6 import D6Hook, RetryPolicy
 from airflow_provider_d6.operators.client_integrations import ClientIntegrationsOperator

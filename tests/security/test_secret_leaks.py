@@ -114,7 +114,7 @@ def run_conf(dag_id: str, handle: Any, tmp_path: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def example_dags():
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_provider_d6._compat import DagBag
 
     bag = DagBag(dag_folder=str(DAGS_DIR))
     assert not bag.import_errors, bag.import_errors

@@ -7,14 +7,14 @@ import json
 from datetime import timedelta
 
 import pytest
-from airflow.sdk.exceptions import (
+
+from airflow_provider_d6._compat import (
     AirflowException,
     AirflowRescheduleException,
     AirflowSensorTimeout,
     AirflowSkipException,
     TaskDeferred,
 )
-
 from airflow_provider_d6.exceptions import D6AuthenticationError, D6InputError
 from airflow_provider_d6.sensors.client_integrations import (
     DEFERRAL_TIMEOUT_GRACE,
