@@ -15,7 +15,7 @@ import time
 
 
 def _parse_in_fork(path: str) -> dict:
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_provider_d6._compat import DagBag
 
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -44,8 +44,9 @@ def _parse_in_fork(path: str) -> dict:
 def main() -> None:
     """Parse every file of the JSON spec in ``argv[1]`` for the given number of rounds."""
     spec = json.loads(sys.argv[1])
-    from airflow.dag_processing.dagbag import DagBag  # noqa: F401 - loaded before forking
     from airflow.utils.file import iter_airflow_imports
+
+    from airflow_provider_d6._compat import DagBag  # noqa: F401 - loaded before forking
 
     # One untimed parse per file first, so that the bytecode of the files and of what they
     # import is cached, as it is on any machine that has parsed them once.

@@ -54,7 +54,7 @@ def main() -> None:
     shutil.copyfile(spec["dag_template"], dag_file)
     Path(spec["results_path"]).unlink(missing_ok=True)
 
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_provider_d6._compat import DagBag
 
     bag = DagBag(dag_folder=str(dag_file), load_op_links=False)
     if DAG_ID not in bag.dags:

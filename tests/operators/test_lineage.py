@@ -58,8 +58,11 @@ RUNNER = textwrap.dedent(
     f"""
     import sys
 
+    from airflow.utils.db import initdb
+
     from airflow_provider_d6._compat import DagBag
 
+    initdb()
     dag = DagBag(dag_folder=sys.argv[1]).get_dag("{DAG_ID}")
     run = dag.test()
     states = {{ti.task_id: ti.state for ti in run.get_task_instances()}}
@@ -151,9 +154,7 @@ def test_the_operator_imports_no_openlineage_and_reports_none_without_it(sandbox
 
 
 @needs_openlineage
-def test_a_run_emits_the_collection_read_and_the_file_written(
-    airflow_db, make_sandbox, tmp_path, monkeypatch
-):
+def test_a_run_emits_the_collection_read_and_the_file_written(make_sandbox, tmp_path):
     handle = make_sandbox(schools=2, learners_per_school=30)
     dags = tmp_path / "dags"
     dags.mkdir()
@@ -167,8 +168,13 @@ def test_a_run_emits_the_collection_read_and_the_file_written(
             "kwargs": {"path": str(dags)},
         },
     ]
+    home = tmp_path / "airflow"
     env = {
         **os.environ,
+        # A database of its own: the child migrates and writes it while this worker's stays idle.
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "AIRFLOW_CONN_D6_DEFAULT": connection_json(handle, max_retries=2),
         "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles),
         "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
@@ -186,7 +192,7 @@ def test_a_run_emits_the_collection_read_and_the_file_written(
         timeout=280,
         check=False,
     )
-    assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-4000:])
+    assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-12000:])
     assert events_file.exists(), done.stderr[-4000:]
     events = [json.loads(line) for line in events_file.read_text().splitlines() if line.strip()]
     complete = {
