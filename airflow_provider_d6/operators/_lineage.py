@@ -66,7 +66,9 @@ def storage_dataset_id(uri: str) -> tuple[str, str]:
     return f"{scheme}://{netloc}", parts.path.lstrip("/")
 
 
-def schema_fields(resource: str, *, extra_column: bool = False) -> list[tuple[str, str | None]]:
+def schema_fields(
+    resource: str, *, extra_column: bool = False, dropped: Sequence[str] = ()
+) -> list[tuple[str, str | None]]:
     """Return ``(field, type)`` for the documented fields of *resource*, in catalogue order.
 
     The catalogue documents field names; the only type it knows is that id fields are integers
@@ -74,10 +76,13 @@ def schema_fields(resource: str, *, extra_column: bool = False) -> list[tuple[st
 
     :param resource: the collection
     :param extra_column: add the CSV export's ``extra`` column (undocumented fields as JSON text)
+    :param dropped: fields the export removed (``drop_fields``), absent from what it wrote
     """
     endpoint = ENDPOINTS[resource]
     fields: list[tuple[str, str | None]] = [
-        (name, "integer" if name in endpoint.id_fields else None) for name in endpoint.fields
+        (name, "integer" if name in endpoint.id_fields else None)
+        for name in endpoint.fields
+        if name not in dropped
     ]
     if extra_column:
         fields.append((_CSV_EXTRA_COLUMN, "string"))
@@ -149,7 +154,15 @@ def export_lineage(
     target = OutputDataset(
         namespace=namespace,
         name=name,
-        facets={"schema": schema(schema_fields(resource, extra_column=file_format == "csv"))},
+        facets={
+            "schema": schema(
+                schema_fields(
+                    resource,
+                    extra_column=file_format == "csv",
+                    dropped=[str(f) for f in (result or {}).get("dropped_fields") or ()],
+                )
+            )
+        },
         outputFacets=(
             {"outputStatistics": OutputStatisticsOutputDatasetFacet(rowCount=records, size=size)}
             if records is not None
