@@ -23,7 +23,7 @@ from airflow_provider_d6.operators._lineage import (
     schema_fields,
     storage_dataset_id,
 )
-from tests.conftest import connection_json
+from tests.support import connection_json
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SCHOOL = 1000
