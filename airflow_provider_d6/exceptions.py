@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_d6._compat import AirflowException
-
 from airflow_provider_d6.hooks._redact import redact, redact_value
 
 
