@@ -175,9 +175,12 @@ def test_a_school_id_from_d6_is_never_rendered_or_sent_back(
 
         dag_run = dags["d6_finance_export"].test(run_conf={"storage_root": str(tmp_path)})
 
-        # The answer is refused as a whole: which schools it really lists cannot be trusted.
+        # The answer is refused as a whole: which schools it really lists cannot be trusted. The
+        # hook refuses the id as it reads the answer (the listing task fails), or the plan does.
         assert dag_run.state == "failed"
-        assert _states(dag_run)["plan_exports[-1]"] == "failed"
+        states = _states(dag_run)
+        assert "failed" in states.values(), states
+        assert states["plan_exports[-1]"] in {"failed", "upstream_failed"}, states
         assert d6.school_headers() == []
         assert not list(tmp_path.rglob("*"))
 
