@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_d6.exceptions import D6ConnectionError
 from airflow_provider_d6.hooks._config import USER_AGENT, prepare_connection
 from airflow_provider_d6.hooks._endpoints import coerce_ids
+from airflow_provider_d6.hooks._limits import CursorGuard
 from airflow_provider_d6.hooks._parse import envelope, parse_response
 from airflow_provider_d6.hooks._retry import MAYBE_SENT, NOT_SENT, RetryPolicy, parse_retry_after
 
@@ -212,12 +213,26 @@ class Pages:
     of that endpoint asks for that much at once.
     """
 
-    __slots__ = ("_core", "_limit", "endpoint", "more", "pages", "params", "records", "url")
+    __slots__ = (
+        "_core",
+        "_guard",
+        "_limit",
+        "endpoint",
+        "more",
+        "pages",
+        "params",
+        "records",
+        "url",
+    )
 
     def __init__(self, core: Core, endpoint: Endpoint, params: dict[str, Any]) -> None:
         self._core = core
         self.endpoint = endpoint
         self.url = core.base_url + endpoint.path
+        # A cursor seen before (the same one, or a cycle) or a long run of empty pages ends the
+        # walk with D6ResponseError: otherwise a broken d6 loops forever and an export's file
+        # grows without end.
+        self._guard = CursorGuard(endpoint.name, self.url)
         self._limit = core.limits.get(endpoint.name)
         if self._limit:
             params["limit"] = self._limit
@@ -237,8 +252,8 @@ class Pages:
         if isinstance(max_limit, int) and max_limit > 0 and max_limit != self._limit:
             # Never send more than d6 said it allows; learned once per endpoint per hook.
             self._limit = core.limits[endpoint.name] = max_limit
-        cursor = meta.get("next_cursor")
-        if not cursor:
+        cursor = self._guard.next_cursor(meta.get("next_cursor"), len(data))
+        if cursor is None:
             self.more = False
             if self.pages > 1:  # single-page lookups (one pair, one school) would only add noise
                 core.log.info(

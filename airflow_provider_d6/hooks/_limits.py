@@ -9,7 +9,7 @@ has a total deadline (see the hooks' I/O).
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, NoReturn
 
 from airflow_provider_d6.exceptions import D6ResponseError
 
@@ -24,6 +24,10 @@ CHUNK_BYTES = 64 * 1024
 MAX_EMPTY_PAGES = 10
 # An opaque cursor longer than this is not a cursor.
 MAX_CURSOR_CHARS = 4096
+# A walk that never repeats a cursor can still never end (a server inventing new ones): no d6
+# collection comes near this many pages (a large school's year of financial transactions is a
+# few thousand), and it bounds an export's file at this many pages' worth of records.
+MAX_PAGES = 50_000
 
 
 class CursorGuard:
@@ -38,6 +42,7 @@ class CursorGuard:
         self._url = url
         self._seen: set[bytes] = set()
         self._empty = 0
+        self._max_pages = MAX_PAGES
 
     def next_cursor(self, cursor: Any, records: int) -> str | None:
         """Return the cursor of the next page (None at the end), or raise ``D6ResponseError``.
@@ -45,7 +50,7 @@ class CursorGuard:
         :param cursor: ``meta.next_cursor`` of the page just read
         :param records: how many records that page held
         """
-        if cursor is None or cursor == "" or cursor is False:
+        if not cursor:  # None, "" (and a 0 or false from a broken d6): the last page
             return None
         if cursor.__class__ is int:
             cursor = str(cursor)
@@ -54,7 +59,11 @@ class CursorGuard:
         digest = hashlib.blake2b(cursor.encode("utf-8", "surrogatepass"), digest_size=16).digest()
         if digest in self._seen:
             self._fail(
-                f"a next_cursor already followed (after {len(self._seen)} pages): the pages loop"
+                f"a next_cursor already followed, after {len(self._seen) + 1} pages (they loop)"
+            )
+        if len(self._seen) + 1 >= self._max_pages:
+            self._fail(
+                f"a next_cursor after {len(self._seen) + 1:,} pages, the most one walk reads"
             )
         self._seen.add(digest)
         self._empty = self._empty + 1 if records == 0 else 0
@@ -63,9 +72,9 @@ class CursorGuard:
         text: str = cursor
         return text
 
-    def _fail(self, what: str) -> None:
+    def _fail(self, what: str) -> NoReturn:
         raise D6ResponseError(
-            f"d6 sent {what} while listing {self._endpoint}; stopped so as not to loop forever",
+            f"while listing {self._endpoint}, d6 sent {what}; stopped so as not to loop forever",
             method="GET",
             url=self._url,
         )

@@ -25,7 +25,12 @@ from airflow_provider_d6._compat import AirflowNotFoundException
 from airflow_provider_d6.exceptions import D6Error, D6InputError
 from airflow_provider_d6.hooks._adminplus import AdminPlusMethods
 from airflow_provider_d6.hooks._client_integrations import ClientIntegrationMethods
-from airflow_provider_d6.hooks._config import D6Settings, default_verify, missing_connection
+from airflow_provider_d6.hooks._config import (
+    D6Settings,
+    default_verify,
+    missing_connection,
+    never_proxied,
+)
 from airflow_provider_d6.hooks._core import (
     IDEMPOTENT_METHODS,
     SCHOOL_HEADER,
@@ -167,8 +172,14 @@ class D6Hook(
             session = requests.Session()
             # The environment is read here once, not on every request (trust_env would redo the
             # proxy and CA lookups per call); an explicit verify then wins over REQUESTS_CA_BUNDLE.
+            # Loopback (the sandbox, over plain http) never goes through a proxy, whatever
+            # HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY say: a proxy would see the
+            # credential headers in clear text.
             session.trust_env = False
-            session.proxies = get_environ_proxies(settings.base_url)
+            if never_proxied(settings.base_url):
+                session.proxies = {}
+            else:
+                session.proxies = get_environ_proxies(settings.base_url)
             session.verify = self._verify
             session.headers.update(core.session_headers())
             adapter = HTTPAdapter(pool_connections=2, pool_maxsize=_POOL_SIZE, max_retries=0)

@@ -14,7 +14,7 @@ from typing import Any, Self
 import aiohttp
 
 from airflow_provider_d6._compat import AirflowNotFoundException, BaseHook, get_async_connection
-from airflow_provider_d6.hooks._config import default_verify, missing_connection
+from airflow_provider_d6.hooks._config import default_verify, missing_connection, never_proxied
 from airflow_provider_d6.hooks._core import Answer, Core, D6HookBase, Failure, FailureKinds, Request
 from airflow_provider_d6.hooks._endpoints import Endpoint
 from airflow_provider_d6.hooks.client_integration_state import (
@@ -79,7 +79,9 @@ class D6AsyncHook(D6HookBase, BaseHook):
         self._session = aiohttp.ClientSession(
             headers=core.session_headers(),
             timeout=aiohttp.ClientTimeout(total=core.settings.timeout),
-            trust_env=True,  # honour HTTPS_PROXY / NO_PROXY like the sync hook
+            # Honour HTTPS_PROXY / NO_PROXY like the sync hook, except for loopback (plain http
+            # to the sandbox), which is never proxied: the proxy would see the credentials.
+            trust_env=not never_proxied(core.base_url),
             connector=aiohttp.TCPConnector(
                 ssl=await asyncio.to_thread(_ssl_context, core.settings.verify)
             ),
