@@ -49,6 +49,11 @@ class Sizes:
     concurrent_latency_ms: int = 50
     import_interpreters: int = 10
     dag_parse_rounds: int = 10
+    fleet_triggers: int = 500
+    fleet_schools: int = 800
+    fleet_poke_interval_s: float = 5.0
+    fleet_intervals: int = 6
+    fleet_authorisations: int = 20
 
 
 FULL = Sizes()
@@ -61,6 +66,11 @@ QUICK = Sizes(
     concurrent_changes=16,
     import_interpreters=1,
     dag_parse_rounds=1,
+    fleet_triggers=20,
+    fleet_schools=40,
+    fleet_poke_interval_s=1.0,
+    fleet_intervals=3,
+    fleet_authorisations=3,
 )
 
 

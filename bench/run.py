@@ -36,6 +36,7 @@ GROUPS: list[tuple[tuple[str, ...], str, str]] = [
     (("concurrent_apply",), "bench.bench_reconcile", "concurrent_apply"),
     (("import_cost",), "bench.bench_startup", "import_cost"),
     (("dag_parse",), "bench.bench_startup", "dag_parse"),
+    (("trigger_fleet",), "bench.bench_triggers", "trigger_fleet"),
 ]
 NAMES = [name for names, _, _ in GROUPS for name in names]
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
@@ -25,10 +24,8 @@ from airflow_provider_d6.hooks.client_integration_state import (
     condition_met,
     is_activated,
 )
+from airflow_provider_d6.triggers._shared_poll import ClientIntegrationPoller, Waiter, poller_for
 from airflow_provider_d6.validation import check_bool, check_id, check_seconds
-
-if TYPE_CHECKING:
-    from airflow_provider_d6.hooks.d6_async import D6AsyncHook
 
 # Errors that may clear up on their own: the hook already retried them, and one that survives its
 # retries during a wait only costs a poll. Everything else (bad credentials, a bad connection, a
@@ -130,28 +127,33 @@ class ClientIntegrationTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Poll until the condition holds, the deadline passes or a non-transient error occurs."""
-        # Imported here: aiohttp is only needed where the trigger runs (the triggerer), not in
-        # every DAG file that imports the sensor.
-        from airflow_provider_d6.hooks.d6_async import D6AsyncHook
+        """Poll until the condition holds, the deadline passes or a non-transient error occurs.
 
-        hook = D6AsyncHook(d6_conn_id=self.d6_conn_id)
+        Every trigger of the same connection in this event loop shares one poller (one session,
+        one view of d6's client integrations per interval); this trigger's share is released
+        however it ends, cancellation included.
+        """
+        poller = poller_for(self.d6_conn_id)
+        waiter = poller.join((self.school_id, self.api_type_id), self.poke_interval)
         try:
-            payload = await self._wait(hook)
+            payload = await self._wait(poller, waiter)
         finally:
-            # Closed before the event is yielded: the triggerer may drop the generator right
+            # Released before the event is yielded: the triggerer may drop the generator right
             # after the first event, and a suspended cleanup would then never run.
-            await hook.close()
+            await poller.leave(waiter)
         yield TriggerEvent(payload)
 
-    async def _wait(self, hook: D6AsyncHook) -> dict[str, Any]:
+    async def _wait(self, poller: ClientIntegrationPoller, waiter: Waiter) -> dict[str, Any]:
         """Return the event payload: success, timeout or error."""
         what = describe_wait(self.school_id, self.api_type_id, self.until)
+        pair = (self.school_id, self.api_type_id)
         polls = 0
         while True:
-            polls += 1
+            # The first view is always awaited (as the first poll always was), later ones only
+            # until the deadline: a trigger never outlives its deadline by more than one poll.
+            remaining = None if polls == 0 else self.deadline - time.time()
             try:
-                record = await hook.get_client_integration(self.school_id, self.api_type_id)
+                view = await poller.next_view(waiter, remaining)
             except D6NotAuthorisedError:
                 # Not expected from Get Client Integrations (it takes no school header), but it
                 # means exactly "not authorised yet", which is something to wait out.
@@ -161,18 +163,23 @@ class ClientIntegrationTrigger(BaseTrigger):
                 record = None
             except D6Error as err:
                 return {"status": "error", "message": f"Waiting for {what}: {err}"}
+            else:
+                if view is None:
+                    return self._timed_out(what, polls)
+                record = view.record(pair)
+            polls += 1
             if condition_met(record, self.until):
                 self.log.info("Condition met after %d poll(s): %s.", polls, what)
                 return {"status": "success", "record": record}
-            remaining = self.deadline - time.time()
-            if remaining <= 0:
-                return {
-                    "status": "timeout",
-                    "message": f"Timed out after {self.timeout:g}s waiting for {what} "
-                    f"({polls} poll(s)).",
-                    "soft_fail": self.soft_fail,
-                }
-            await asyncio.sleep(min(self.poke_interval, remaining))
+            if self.deadline - time.time() <= 0:
+                return self._timed_out(what, polls)
+
+    def _timed_out(self, what: str, polls: int) -> dict[str, Any]:
+        return {
+            "status": "timeout",
+            "message": f"Timed out after {self.timeout:g}s waiting for {what} ({polls} poll(s)).",
+            "soft_fail": self.soft_fail,
+        }
 
 
 # condition_met, is_activated and UNTIL_CHOICES live in hooks.client_integration_state; they stay

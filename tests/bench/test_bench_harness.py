@@ -25,6 +25,7 @@ BENCHMARKS = [
     "concurrent_apply",
     "import_cost",
     "dag_parse",
+    "trigger_fleet",
 ]
 
 
