@@ -77,8 +77,8 @@ def get_provider_info() -> dict[str, Any]:
                     # The numeric bounds match the hook's (hooks/_config.py RANGES).
                     "timeout": {
                         "label": "Timeout (seconds)",
-                        "description": "Seconds to wait for each d6 response (default 30, at most "
-                        "3600).",
+                        "description": "Seconds to wait for each d6 response, all of it, "
+                        "headers and body (default 30, at most 3600).",
                         "schema": {
                             "type": ["number", "null"],
                             "exclusiveMinimum": 0,
@@ -111,6 +111,18 @@ def get_provider_info() -> dict[str, Any]:
                         # optional (empty means "auto" in the hook), and leaving None out of the
                         # enum keeps a "null" choice out of the list.
                         "schema": {"type": ["string", "null"], "enum": ["auto", "v2", "v1"]},
+                    },
+                    "max_response_bytes": {
+                        "label": "Largest answer (bytes)",
+                        "description": "The most one d6 answer may hold once decompressed "
+                        "(default 33554432, 32 MiB; from 65536 to 1073741824). A larger answer "
+                        "is refused while it is read, so that a broken or hostile server cannot "
+                        "fill the worker's or the triggerer's memory.",
+                        "schema": {
+                            "type": ["integer", "null"],
+                            "minimum": 65536,
+                            "maximum": 1073741824,
+                        },
                     },
                     "verify": {
                         "label": "TLS verification",

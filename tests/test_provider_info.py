@@ -136,7 +136,7 @@ def test_d6_connection_form_bounds_match_the_hook(d6_connection_type):
     from airflow_provider_d6.hooks._config import RANGES
 
     fields = d6_connection_type["conn-fields"]
-    for name in ("timeout", "max_attempts", "requests_per_second"):
+    for name in ("timeout", "max_attempts", "requests_per_second", "max_response_bytes"):
         low, high, exclusive = RANGES[name]
         schema = fields[name]["schema"]
         assert schema["maximum"] == high, name

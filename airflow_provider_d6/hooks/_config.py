@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from airflow_provider_d6 import __version__
 from airflow_provider_d6.exceptions import D6ConfigurationError
+from airflow_provider_d6.hooks._limits import DEFAULT_MAX_RESPONSE_BYTES
 from airflow_provider_d6.hooks._redact import register
 from airflow_provider_d6.hooks._retry import RetryPolicy
 
@@ -31,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "requests_per_second": None,  # adaptive
     "activation_route": "auto",
     "verify": True,
+    "max_response_bytes": DEFAULT_MAX_RESPONSE_BYTES,
 }
 # Old names still read, each for the option it always meant: ``max_retries`` was the total
 # number of attempts all along (0 and 1 both meant one attempt).
@@ -45,6 +47,8 @@ RANGES: dict[str, tuple[float, float, bool]] = {  # name: (low, high, low is exc
     "requests_per_second": (0.0, 10000.0, True),
     "max_attempts": (1, 20, False),
     "max_retries": (0, 20, False),
+    # One decoded answer: at least one read chunk (64 KiB), at most 1 GiB.
+    "max_response_bytes": (65536, 1 << 30, False),
 }
 _INTEGER = re.compile(r"[+-]?[0-9]{1,12}")
 _DECIMAL = re.compile(r"[+-]?([0-9]{1,12}(\.[0-9]{0,12})?|\.[0-9]{1,12})([eE][+-]?[0-9]{1,3})?")
@@ -62,6 +66,7 @@ class D6Settings:
     requests_per_second: float | None
     activation_route: str
     verify: bool | str
+    max_response_bytes: int
 
     @property
     def max_retries(self) -> int:
@@ -83,12 +88,16 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _bound(value: float) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _number(name: str, value: Any, *, integer: bool = False) -> Any:
     """Return *value* as a finite number inside ``RANGES[name]``, or raise naming field and range."""
     low, high, exclusive = RANGES[name]
     kind = "an integer" if integer else "a number"
     opening = "(" if exclusive else "["
-    bounds = f"{opening}{low:g}, {high:g}]"
+    bounds = f"{opening}{_bound(low)}, {_bound(high)}]"
     refusal = D6ConfigurationError(f"{name} must be {kind} in {bounds}, got {_shown(value)}")
     if isinstance(value, bool):  # a JSON true is not a number of seconds
         raise refusal
@@ -172,6 +181,9 @@ def resolve_options(extra: dict[str, Any] | None, **kwargs: Any) -> dict[str, An
         )
     options["activation_route"] = route
     options["verify"] = _verify(options["verify"])
+    options["max_response_bytes"] = _number(
+        "max_response_bytes", options["max_response_bytes"], integer=True
+    )
     return options
 
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_d6.exceptions import D6ConnectionError
 from airflow_provider_d6.hooks._config import USER_AGENT, prepare_connection
 from airflow_provider_d6.hooks._endpoints import coerce_ids
-from airflow_provider_d6.hooks._limits import CursorGuard
+from airflow_provider_d6.hooks._limits import ACCEPT_ENCODING, CursorGuard
 from airflow_provider_d6.hooks._parse import envelope, parse_response
 from airflow_provider_d6.hooks._retry import MAYBE_SENT, NOT_SENT, RetryPolicy, parse_retry_after
 
@@ -295,6 +295,8 @@ class Core:
         return {
             "User-Agent": USER_AGENT,
             "Accept": "application/json",
+            # Only what BodyReader decodes with a bound (the libraries would add br or zstd).
+            "Accept-Encoding": ACCEPT_ENCODING,
             **self.settings.auth_headers(),
         }
 
@@ -348,6 +350,7 @@ class D6HookBase:
     :param activation_route: ``auto`` (v2 then v1 on route_not_found), ``v2`` or ``v1``; used by
         state changes, which only the sync hook makes
     :param verify: TLS verification: True, False or the path of a CA bundle
+    :param max_response_bytes: the most one answer may hold once decoded (default 32 MiB)
     :param retry_policy: attempts and backoff; a ``max_attempts`` kwarg overrides its attempts
     """
 
@@ -365,6 +368,7 @@ class D6HookBase:
         requests_per_second: float | None = None,
         activation_route: str | None = None,
         verify: bool | str | None = None,
+        max_response_bytes: int | None = None,
         retry_policy: RetryPolicy | None = None,
     ) -> None:
         super().__init__(**self._base_hook_args(d6_conn_id))
@@ -376,6 +380,7 @@ class D6HookBase:
             "requests_per_second": requests_per_second,
             "activation_route": activation_route,
             "verify": verify,
+            "max_response_bytes": max_response_bytes,
         }
         self._retry_policy = retry_policy
         self._core: Core | None = None

@@ -9,6 +9,7 @@ has a total deadline (see the hooks' I/O).
 from __future__ import annotations
 
 import hashlib
+import zlib
 from typing import Any, NoReturn
 
 from airflow_provider_d6.exceptions import D6ResponseError
@@ -19,6 +20,9 @@ from airflow_provider_d6.exceptions import D6ResponseError
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 # Bytes read per step while streaming a body, so that the cap and the deadline are checked often.
 CHUNK_BYTES = 64 * 1024
+# What the hooks ask d6 to compress with, and all that BodyReader decodes (no brotli, no zstd:
+# one decoder, with a bound on its output, for both hooks).
+ACCEPT_ENCODING = "gzip, deflate"
 # A page with no records but a next_cursor is odd but possible (records deleted between pages);
 # this many in a row is a server walking nowhere.
 MAX_EMPTY_PAGES = 10
@@ -87,9 +91,10 @@ class BodyTooLarge(D6ResponseError):
 def too_large(limit: int, *, method: str, url: str, declared: int | None = None) -> BodyTooLarge:
     """Return the error for an answer larger than *limit* bytes once decoded."""
     said = f" (it declared {declared:,} bytes)" if declared is not None else ""
+    when = "before reading it" if declared is not None else "while reading"
     return BodyTooLarge(
         f"d6's answer is larger than max_response_bytes={limit:,} once decoded{said}; refused "
-        "while reading. Raise max_response_bytes in the connection if d6 really sends that much",
+        f"{when}. Raise max_response_bytes in the connection if d6 really sends that much",
         method=method,
         url=url,
     )
@@ -101,3 +106,107 @@ def declared_length(headers: Any) -> int | None:
         return None
     value = (headers.get("Content-Length") or "").strip()
     return int(value) if value.isascii() and value.isdigit() and len(value) < 20 else None
+
+
+class AnswerTimeout(TimeoutError):
+    """The whole answer (headers and body) did not arrive within the connection's ``timeout``."""
+
+
+class BodyReader:
+    """Collect one answer's body as it streams in, decoded, refusing it past *limit* bytes.
+
+    Both hooks read the raw (still compressed) bytes and feed them here: gzip and deflate are
+    decoded with a bound on each step's output, so a small compressed body that expands to
+    gigabytes (a "zip bomb") is refused after at most *limit* plus one step of decoded bytes,
+    and a plain body is refused as soon as it passes *limit*, or at once when its
+    ``Content-Length`` says it will.
+
+    :param headers: the answer's headers (case-insensitive mapping)
+    :param limit: ``max_response_bytes``
+    :param method: the request method, for the error
+    :param url: the request URL, for the error
+    """
+
+    __slots__ = ("_chunks", "_decoder", "_encoding", "_head", "_limit", "_method", "_size", "_url")
+
+    def __init__(self, headers: Any, limit: int, *, method: str, url: str) -> None:
+        self._limit = limit
+        self._method = method
+        self._url = url
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._head = b""
+        declared = declared_length(headers)
+        if declared is not None and declared > limit:
+            raise too_large(limit, method=method, url=url, declared=declared)
+        encoding = (headers.get("Content-Encoding") or "identity").strip().lower()
+        if encoding == "x-gzip":
+            encoding = "gzip"
+        if encoding not in ("identity", "", "gzip", "deflate"):
+            raise D6ResponseError(
+                f"d6 answered with Content-Encoding {encoding[:40]!r}, which the hook did not "
+                f"ask for (it accepts {ACCEPT_ENCODING})",
+                method=method,
+                url=url,
+            )
+        self._encoding = encoding
+        self._decoder: Any = zlib.decompressobj(16 + zlib.MAX_WBITS) if encoding == "gzip" else None
+
+    @property
+    def size(self) -> int:
+        """Return how many decoded bytes have been kept so far."""
+        return self._size
+
+    def feed(self, data: bytes) -> None:
+        """Add one raw chunk of the body; raise ``BodyTooLarge`` once past the limit."""
+        if not data:
+            return
+        if self._encoding == "deflate" and self._decoder is None:
+            # "deflate" is zlib-wrapped by the standard and raw deflate by some servers: the
+            # first two bytes tell them apart (a zlib header is a multiple of 31).
+            data = self._head + data
+            if len(data) < 2:
+                self._head = data
+                return
+            zlib_wrapped = data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+            self._decoder = zlib.decompressobj(zlib.MAX_WBITS if zlib_wrapped else -zlib.MAX_WBITS)
+        if self._decoder is None:
+            self._keep(data)
+            return
+        try:
+            while data:
+                decoder = self._decoder
+                # Never more than one byte past the limit per step: the cap bounds the output.
+                self._keep(decoder.decompress(data, self._limit - self._size + 1))
+                data = decoder.unconsumed_tail
+                if decoder.eof:
+                    data = decoder.unused_data
+                    if not data or self._encoding != "gzip":
+                        break
+                    self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)  # the next member
+        except zlib.error:
+            raise D6ResponseError(
+                f"d6's {self._encoding}-encoded answer could not be decompressed",
+                method=self._method,
+                url=self._url,
+            ) from None
+
+    def finish(self) -> bytes:
+        """Return the whole decoded body."""
+        if self._head:  # a one-byte "deflate" body: no decoder can read that
+            raise D6ResponseError(
+                "d6's deflate-encoded answer could not be decompressed",
+                method=self._method,
+                url=self._url,
+            )
+        body = b"".join(self._chunks)
+        self._chunks = [body]
+        return body
+
+    def _keep(self, data: bytes) -> None:
+        self._size += len(data)
+        if self._size > self._limit:
+            self._chunks = []
+            raise too_large(self._limit, method=self._method, url=self._url)
+        if data:
+            self._chunks.append(data)

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 import requests
+import urllib3
+import urllib3.exceptions
 from airflow.providers.http.hooks.http import HttpHook
-from requests.adapters import HTTPAdapter
 from requests.utils import get_environ_proxies
 from urllib3.exceptions import NewConnectionError
 
@@ -42,6 +43,7 @@ from airflow_provider_d6.hooks._core import (
     Request,
 )
 from airflow_provider_d6.hooks._curriculum import CurriculumPlusMethods
+from airflow_provider_d6.hooks._deadline import WATCHDOG, DeadlineAdapter, current_ticket
 from airflow_provider_d6.hooks._debt_management import DebtManagementMethods
 from airflow_provider_d6.hooks._endpoints import (
     ENDPOINTS,
@@ -50,9 +52,10 @@ from airflow_provider_d6.hooks._endpoints import (
     Endpoint,
     coerce_ids,
 )
+from airflow_provider_d6.hooks._limits import CHUNK_BYTES, AnswerTimeout, BodyReader
 from airflow_provider_d6.hooks._parse import envelope, parse_response, single
 from airflow_provider_d6.hooks._redact import redact
-from airflow_provider_d6.hooks._retry import RetryPolicy
+from airflow_provider_d6.hooks._retry import MAYBE_SENT, RetryPolicy
 from airflow_provider_d6.hooks._validate import check_filters, check_id
 from airflow_provider_d6.hooks.client_integration_state import (
     CLIENT_INTEGRATIONS,
@@ -72,11 +75,15 @@ FAILURES = FailureKinds(
         requests.exceptions.ConnectionError,
         requests.exceptions.Timeout,
         requests.exceptions.ChunkedEncodingError,
+        # Raised by urllib3 itself while the body streams in (requests wraps only .content).
+        urllib3.exceptions.ProtocolError,
+        urllib3.exceptions.ReadTimeoutError,
+        urllib3.exceptions.SSLError,
     ),
-    timeouts=(requests.exceptions.Timeout,),
+    timeouts=(requests.exceptions.Timeout, urllib3.exceptions.ReadTimeoutError),
 )
 # Anything else requests raises (an invalid URL, a bad header value) is not a network failure.
-_CATCH = requests.RequestException
+_CATCH = (requests.RequestException, urllib3.exceptions.HTTPError)
 
 
 class D6Hook(
@@ -100,6 +107,7 @@ class D6Hook(
     :param requests_per_second: client-side throttle; None means adaptive
     :param activation_route: ``auto`` (v2 then v1 on route_not_found), ``v2`` or ``v1``
     :param verify: TLS verification: True, False or the path of a CA bundle
+    :param max_response_bytes: the most one answer may hold once decoded (default 32 MiB)
     :param retry_policy: attempts and backoff; a ``max_attempts`` kwarg overrides its attempts
     :param endpoint_versions: API version per resource, overriding the catalogue's (e.g.
         ``{"parents": "v3"}``) for Admin+/Curriculum+ resources
@@ -182,7 +190,8 @@ class D6Hook(
                 session.proxies = get_environ_proxies(settings.base_url)
             session.verify = self._verify
             session.headers.update(core.session_headers())
-            adapter = HTTPAdapter(pool_connections=2, pool_maxsize=_POOL_SIZE, max_retries=0)
+            # Its connections attach their socket to the request's deadline (see _attempt).
+            adapter = DeadlineAdapter(pool_connections=2, pool_maxsize=_POOL_SIZE, max_retries=0)
             session.mount("https://", adapter)
             session.mount("http://", adapter)
             self._session = session
@@ -213,21 +222,44 @@ class D6Hook(
         return exchange.result
 
     def _attempt(self, request: Request) -> Answer | Failure:
-        """Send *request* once: d6's answer, or the failure that stopped it."""
-        try:
-            response = self._session.request(  # type: ignore[union-attr]
-                request.method,
-                request.url,
-                params=request.params,
-                json=request.json,
-                headers=request.headers,
-                timeout=self._timeout,
-                verify=self._verify,
-                allow_redirects=False,
-            )
-        except _CATCH as exc:
-            return FAILURES.classify(exc)
-        return Answer(response.status_code, response.headers, response.content)
+        """Send *request* once: d6's answer, or the failure that stopped it.
+
+        The whole answer must arrive within ``timeout`` (a watchdog shuts the socket down when
+        it has not: the socket timeout alone bounds each read, not their sum), and its body is
+        streamed in and decoded here, refused past ``max_response_bytes`` (``BodyTooLarge``).
+        """
+        limit = self.settings.max_response_bytes
+        with current_ticket(WATCHDOG.start(self._timeout)) as ticket:
+            try:
+                response = self._session.request(  # type: ignore[union-attr]
+                    request.method,
+                    request.url,
+                    params=request.params,
+                    json=request.json,
+                    headers=request.headers,
+                    timeout=self._timeout,
+                    verify=self._verify,
+                    allow_redirects=False,
+                    stream=True,
+                )
+                try:
+                    reader = BodyReader(
+                        response.headers, limit, method=request.method, url=request.url
+                    )
+                    for chunk in _raw_chunks(response):
+                        reader.feed(chunk)
+                    body = reader.finish()
+                finally:
+                    response.close()  # a no-op for a body read to its end (the pool has it)
+            except _CATCH as exc:
+                return self._late() if ticket.expired else FAILURES.classify(exc)
+            if ticket.expired:  # the shut-down socket can look like a body that just ended
+                return self._late()
+        return Answer(response.status_code, response.headers, body)
+
+    def _late(self) -> Failure:
+        late = AnswerTimeout(f"the whole answer did not arrive within {self._timeout:g}s")
+        return Failure(MAYBE_SENT, True, late)
 
     def _iter_endpoint(
         self, endpoint: Endpoint, school_id: int | None, params: dict[str, Any]
@@ -454,6 +486,15 @@ class D6Hook(
             True,
             f"Connected to {self.base_url}: {len(data)}{more} client integration(s) visible",
         )
+
+
+def _raw_chunks(response: requests.Response) -> Iterator[bytes]:
+    """Yield the body as sent (still compressed): BodyReader decodes with a bound, urllib3 not."""
+    raw = response.raw
+    if isinstance(raw, urllib3.HTTPResponse):
+        return raw.stream(CHUNK_BYTES, decode_content=False)
+    # A transport adapter that answers otherwise (from memory, a file): its bytes as given.
+    return response.iter_content(CHUNK_BYTES)
 
 
 def __getattr__(name: str) -> Any:

@@ -17,6 +17,7 @@ from airflow_provider_d6._compat import AirflowNotFoundException, BaseHook, get_
 from airflow_provider_d6.hooks._config import default_verify, missing_connection, never_proxied
 from airflow_provider_d6.hooks._core import Answer, Core, D6HookBase, Failure, FailureKinds, Request
 from airflow_provider_d6.hooks._endpoints import Endpoint
+from airflow_provider_d6.hooks._limits import CHUNK_BYTES, BodyReader
 from airflow_provider_d6.hooks.client_integration_state import (
     CLIENT_INTEGRATIONS,
     is_pair,
@@ -47,6 +48,7 @@ class D6AsyncHook(D6HookBase, BaseHook):
     :param requests_per_second: client-side throttle; None means adaptive
     :param activation_route: accepted for symmetry with ``D6Hook`` (this hook changes no state)
     :param verify: TLS verification: True, False or the path of a CA bundle
+    :param max_response_bytes: the most one answer may hold once decoded (default 32 MiB)
     :param retry_policy: attempts and backoff; a ``max_attempts`` kwarg overrides its attempts
     """
 
@@ -113,6 +115,7 @@ class D6AsyncHook(D6HookBase, BaseHook):
     async def _attempt(self, request: Request) -> Answer | Failure:
         """Send *request* once: d6's answer, or the failure that stopped it."""
         assert self._session is not None  # set by _ensure, which every _send awaits first
+        settings = self._core.settings  # type: ignore[union-attr]  # set with the session
         try:
             async with self._session.request(
                 request.method,
@@ -121,8 +124,20 @@ class D6AsyncHook(D6HookBase, BaseHook):
                 json=request.json,
                 headers=request.headers,
                 allow_redirects=False,
+                # The whole answer, headers and body, within the connection's timeout.
+                timeout=aiohttp.ClientTimeout(total=settings.timeout),
+                # Raw bytes: BodyReader decodes gzip with a bound on its output.
+                auto_decompress=False,
             ) as response:
-                return Answer(response.status, response.headers, await response.read())
+                reader = BodyReader(
+                    response.headers,
+                    settings.max_response_bytes,
+                    method=request.method,
+                    url=request.url,
+                )
+                async for chunk in response.content.iter_chunked(CHUNK_BYTES):
+                    reader.feed(chunk)
+                return Answer(response.status, response.headers, reader.finish())
         except _CATCH as exc:
             return FAILURES.classify(exc)
 

@@ -48,29 +48,37 @@ def test_transient_status_retried_then_succeeds(sandbox, make_hook, status):
     ]
 
 
-def test_504_retried(sandbox, hook, monkeypatch):
-    # The sandbox has no 504 fault: a gateway timeout is what a proxy in front of d6 answers.
-    # Feed one through the real session's transport by answering the first request locally.
-    import requests
+def test_504_retried(sandbox, make_hook):
+    # The sandbox has no 504 fault: a gateway timeout is what a proxy in front of d6 answers. A
+    # gateway on loopback answers the first request with one and forwards the rest to the sandbox.
+    import types
 
-    real = requests.Session.send
+    import aiohttp
+    from aiohttp import web
+
+    from tests.hooks.loopback import serve
+
+    root = sandbox.base_url.removesuffix("/api")
     calls = []
 
-    def gateway_timeout_once(session, request, **kwargs):
-        calls.append(request.url)
+    async def gateway(request: web.BaseRequest) -> web.Response:
+        calls.append(request.path)
         if len(calls) == 1:
-            response = requests.Response()
-            response.status_code, response._content, response.url = (
-                504,
-                b"<html>504</html>",
-                request.url,
+            return web.Response(status=504, text="<html>504</html>", content_type="text/html")
+        forwarded = {k: v for k, v in request.headers.items() if k.upper().startswith("HTTP-X-")}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(root + request.path_qs, headers=forwarded) as answer,
+        ):
+            return web.Response(
+                status=answer.status, body=await answer.read(), content_type="application/json"
             )
-            response.headers["Content-Type"] = "text/html"
-            return response
-        return real(session, request, **kwargs)
 
-    monkeypatch.setattr(requests.Session, "send", gateway_timeout_once)
-    assert hook.get_client_integrations(school_id=1000)
+    with serve(gateway) as url:
+        behind = types.SimpleNamespace(
+            base_url=f"{url}/api", username=sandbox.username, password=sandbox.password
+        )
+        assert make_hook(behind).get_client_integrations(school_id=1000)
     assert len(calls) == 2 and len(d6_requests(sandbox.control, CI)) == 1
 
 

@@ -1,22 +1,34 @@
-"""d6's answers cannot make a task loop forever: cursors that repeat, cycle or lead nowhere.
+"""d6's answers cannot exhaust time, memory or disk: looping cursors, huge bodies, endless replies.
 
-A hostile d6 on loopback (real HTTP) answers each collection with a cursor chosen by the case
-in the URL's first path segment. Both hooks must end such a walk with a ``D6ResponseError``
-naming the endpoint, after a bounded number of requests; the export built on the sync hook must
-fail the same way and leave no file behind.
+A hostile d6 on loopback (real HTTP) answers as the case in the URL's first path segment says:
+
+- cursors that repeat, alternate, cycle, lead only to empty pages or never end: both hooks end
+  the walk with a ``D6ResponseError`` naming the endpoint, after a bounded number of requests,
+  and an export built on the sync hook fails the same way and leaves no file behind;
+- a 300 MB body, one that declares 300 MB, and a gzip bomb (1 MiB on the wire, 1 GiB decoded):
+  both hooks refuse them after reading about ``max_response_bytes``, with the peak memory of the
+  call (tracemalloc) a small multiple of the cap;
+- a reply that drips one byte at a time (in the headers or the body) and an endless chunked
+  body: both hooks cut them off at the connection's ``timeout`` with a ``D6ConnectionError``
+  that says it timed out.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import time
+import tracemalloc
+import zlib
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from aiohttp import web
 
-from airflow_provider_d6.exceptions import D6ResponseError
+from airflow_provider_d6.exceptions import D6ConnectionError, D6ResponseError
 from airflow_provider_d6.hooks import _limits
 from airflow_provider_d6.hooks.d6 import D6AsyncHook, D6Hook
 from tests.hooks.loopback import serve
@@ -148,3 +160,210 @@ def test_an_export_of_a_looping_collection_fails_and_leaves_no_file(
     ):
         operator.execute({})
     assert list(tmp_path.iterdir()) == []  # neither the file nor its temporary sibling
+
+
+# -- answers too large or too slow -------------------------------------------------------------
+
+CAP = 1 << 20  # max_response_bytes in these cases: 1 MiB
+HUGE = 300 * 1000 * 1000  # the 300 MB body
+CHUNK = b'{"pad": "' + b"x" * (64 * 1024 - 12) + b'"},'
+PAGE_HEAD = b'{"meta": {"limit": 50}, "data": ['
+
+
+def _gzip_bomb(size: int) -> bytes:
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    block = b" " * (1 << 20)  # whitespace: a JSON document that only ever gets longer
+    parts = [compressor.compress(b'{"data": [' + block)]
+    parts += [compressor.compress(block) for _ in range(size // len(block) - 1)]
+    return b"".join(parts) + compressor.compress(b"]}") + compressor.flush()
+
+
+PAGE = json.dumps(
+    {"data": [{**_record(n), "notes": "n" * 900} for n in range(50)], "meta": {"limit": 50}}
+).encode()
+
+
+def _compress(data: bytes, wbits: int) -> bytes:
+    compressor = zlib.compressobj(6, zlib.DEFLATED, wbits)
+    return compressor.compress(data) + compressor.flush()
+
+
+GZIP = 16 + zlib.MAX_WBITS
+ENCODED = {
+    "gzip": _compress(PAGE, GZIP),
+    # gzip allows several members one after the other; the body is their concatenation.
+    "gzip-two-members": _compress(PAGE[:1000], GZIP) + _compress(PAGE[1000:], GZIP),
+    "deflate": _compress(PAGE, zlib.MAX_WBITS),  # zlib-wrapped, as the standard says
+    "rawdeflate": _compress(PAGE, -zlib.MAX_WBITS),  # what some servers send as "deflate"
+    "br": b"not really brotli",  # an encoding the hooks never ask for
+}
+
+
+@functools.cache
+def _bomb() -> bytes:
+    return _gzip_bomb(1 << 30)  # made once, when first served
+
+
+sent: Counter[str] = Counter()  # body bytes each case managed to send
+
+
+async def _stream(request: web.BaseRequest, response: web.StreamResponse, chunks: Any) -> None:
+    case = request.path.strip("/").split("/")[0]
+    try:
+        await response.prepare(request)
+        for chunk, pause in chunks:
+            await response.write(chunk)
+            sent[case] += len(chunk)
+            if pause:
+                await asyncio.sleep(pause)
+    except (ConnectionError, asyncio.CancelledError):
+        pass  # the client hung up: what it must do
+
+
+async def _huge(request: web.BaseRequest) -> web.StreamResponse:
+    case = request.path.strip("/").split("/")[0]
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    if case == "big":  # 300 MB, chunked, no length announced
+        chunks: Any = ((CHUNK, 0) for _ in range(HUGE // len(CHUNK)))
+    elif case == "declared":  # says 300 MB up front
+        response.content_length = HUGE
+        chunks = ((CHUNK, 0) for _ in range(HUGE // len(CHUNK)))
+    elif case == "bomb":
+        bomb = _bomb()
+        response.headers["Content-Encoding"] = "gzip"
+        response.content_length = len(bomb)
+        chunks = ((bomb[i : i + 65536], 0) for i in range(0, len(bomb), 65536))
+    elif case == "drip":  # one byte every 0.2 s: each read is well inside the timeout
+        response.content_length = 10_000
+        chunks = ((b" ", 0.2) for _ in range(10_000))
+    elif case == "endless":  # a chunked body that never ends
+        chunks = ((b"[" if i == 0 else b" " * 512, 0.02) for i in range(10**9))
+    elif case == "headers":  # the status line and headers themselves arrive a byte at a time
+        assert request.transport is not None
+        for byte in b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Slow: " + b"a" * 10**5:
+            request.transport.write(bytes([byte]))
+            await asyncio.sleep(0.2)
+        return response
+    elif case in ENCODED:  # a good page, compressed as d6 (or a proxy) may send it
+        response.headers["Content-Encoding"] = case.split("-")[0].replace("raw", "")
+        chunks = [(ENCODED[case], 0)]
+    else:
+        raise AssertionError(case)
+    await _stream(request, response, chunks)
+    return response
+
+
+@pytest.fixture(scope="module")
+def huge_d6():
+    with serve(_huge) as url:
+        yield url
+
+
+def _hostile_hooks(monkeypatch, url: str, case: str, **extra: Any) -> str:
+    conn_id = f"d6_bounds_{case}"
+    conn = {"conn_type": "d6", "host": f"{url}/{case}/api", "login": "bounds-user"}
+    conn.update(password=PASSWORD, extra={"max_attempts": 1, **extra})
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+    sent[case] = 0
+    return conn_id
+
+
+def _peak_of(call: Callable[[], Any]) -> tuple[BaseException, int]:
+    """Run *call* (which must raise) under tracemalloc; return the error and the peak bytes."""
+    tracemalloc.start()
+    try:
+        call()
+    except Exception as err:  # noqa: BLE001 - returned for the test to check
+        return err, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    raise AssertionError("the call did not fail")
+
+
+def _sync_call(conn_id: str) -> Callable[[], Any]:
+    hook = D6Hook(conn_id)
+    hook.settings  # read the connection (and build the session) before measuring  # noqa: B018
+    return hook.get_client_integrations
+
+
+def _async_call(conn_id: str) -> Callable[[], Any]:
+    async def call() -> Any:
+        async with D6AsyncHook(conn_id) as hook:
+            return await hook.get_client_integration(1000, 8)
+
+    return lambda: asyncio.run(call())
+
+
+@pytest.mark.parametrize("hook", ["sync", "async"])
+@pytest.mark.parametrize("case", ["big", "declared", "bomb"])
+def test_an_answer_over_max_response_bytes_is_refused_with_bounded_memory(
+    monkeypatch, huge_d6, case, hook
+):
+    if case == "bomb":
+        _bomb()  # made before measuring: the server runs in this process
+    conn_id = _hostile_hooks(monkeypatch, huge_d6, case, max_response_bytes=CAP)
+    call = (_sync_call if hook == "sync" else _async_call)(conn_id)
+    error, peak = _peak_of(call)
+    assert isinstance(error, D6ResponseError), repr(error)
+    print(f"{case}/{hook}: peak {peak:,} bytes, server sent {sent[case]:,}: {error}")
+    assert "max_response_bytes=1,048,576" in str(error)
+    if case == "declared":
+        assert "declared 300,000,000 bytes" in str(error)
+    # The cap, one decoded step and one read chunk, with room for the test's own bookkeeping:
+    # reading the answer whole would take 300 MB (1 GiB for the bomb).
+    assert peak < 8 * CAP, f"peak {peak:,} bytes"
+    # What the server got out before the hook hung up: the cap plus socket buffers, not 300 MB.
+    assert sent[case] < 64 * CAP
+
+
+def test_the_default_cap_is_far_above_the_sandboxs_largest_page(sandbox):
+    import requests
+
+    headers = {"HTTP-X-USERNAME": sandbox.username, "HTTP-X-PASSWORD": sandbox.password}
+    largest = 0
+    for path, school in [
+        ("/v2/finplus/debtmanagement/learners", "1000"),
+        ("/v2/finplus/debtmanagement/accountablepersons", "1000"),
+        ("/v2/settings/clientintegrations", None),
+    ]:
+        sent_headers = {**headers, **({"HTTP-X-SCHOOLID": school} if school else {})}
+        first = requests.get(sandbox.base_url + path, headers=sent_headers, timeout=30)
+        most = first.json()["meta"]["max_allowed_limit"]  # the largest page d6 allows
+        page = requests.get(
+            sandbox.base_url + path, params={"limit": most}, headers=sent_headers, timeout=30
+        )
+        assert page.status_code == 200, (path, page.status_code)
+        largest = max(largest, len(page.content))
+    print(f"largest sandbox page: {largest:,} bytes")
+    assert largest > 10_000  # real pages were measured
+    assert 100 * largest < _limits.DEFAULT_MAX_RESPONSE_BYTES
+
+
+@pytest.mark.parametrize("hook", ["sync", "async"])
+@pytest.mark.parametrize("case", ["drip", "endless", "headers"])
+def test_a_reply_that_never_completes_is_cut_off_at_the_timeout(monkeypatch, huge_d6, case, hook):
+    conn_id = _hostile_hooks(monkeypatch, huge_d6, case, timeout=1)
+    call = (_sync_call if hook == "sync" else _async_call)(conn_id)
+    started = time.monotonic()
+    with pytest.raises(D6ConnectionError) as caught:
+        call()
+    assert caught.value.timed_out
+    # Only that it ended, and not minutes later: the server would go on for hours.
+    assert time.monotonic() - started < 60
+
+
+@pytest.mark.parametrize("case", ["gzip", "gzip-two-members", "deflate", "rawdeflate"])
+def test_compressed_answers_within_the_cap_are_decoded_by_both_hooks(monkeypatch, huge_d6, case):
+    conn_id = _hostile_hooks(monkeypatch, huge_d6, case, max_response_bytes=65536)
+    assert len(PAGE) < 65536 < len(PAGE) * 4  # the decoded page fits; four would not
+    records = D6Hook(conn_id).get_client_integrations()
+    assert [r["learner_id"] for r in records] == [5000 + n for n in range(50)]
+    assert _async_call(conn_id)() == records[0]
+
+
+def test_an_encoding_the_hooks_did_not_ask_for_is_refused(monkeypatch, huge_d6):
+    conn_id = _hostile_hooks(monkeypatch, huge_d6, "br")
+    with pytest.raises(D6ResponseError, match="Content-Encoding 'br'"):
+        D6Hook(conn_id).get_client_integrations()
+    with pytest.raises(D6ResponseError, match="Content-Encoding 'br'"):
+        _async_call(conn_id)()
