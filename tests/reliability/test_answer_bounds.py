@@ -196,6 +196,7 @@ ENCODED = {
     "deflate": _compress(PAGE, zlib.MAX_WBITS),  # zlib-wrapped, as the standard says
     "rawdeflate": _compress(PAGE, -zlib.MAX_WBITS),  # what some servers send as "deflate"
     "br": b"not really brotli",  # an encoding the hooks never ask for
+    "gzip-corrupt": b"\x1f\x8b\x08\x00" + b"\xff" * 64,  # a gzip header, then garbage
 }
 
 
@@ -257,6 +258,16 @@ async def _huge(request: web.BaseRequest) -> web.StreamResponse:
 def huge_d6():
     with serve(_huge) as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def huge_tls_d6():
+    """The same server over TLS (d6 itself is https-only), and its CA file."""
+    from d6_sandbox.tls import make_tls_context
+
+    context, ca_path = make_tls_context()
+    with serve(_huge, context) as url:
+        yield url, ca_path
 
 
 def _hostile_hooks(monkeypatch, url: str, case: str, **extra: Any) -> str:
@@ -350,6 +361,28 @@ def test_a_reply_that_never_completes_is_cut_off_at_the_timeout(monkeypatch, hug
     assert caught.value.timed_out
     # Only that it ended, and not minutes later: the server would go on for hours.
     assert time.monotonic() - started < 60
+
+
+@pytest.mark.parametrize("hook", ["sync", "async"])
+@pytest.mark.parametrize("case", ["drip", "headers"])
+def test_a_dripping_reply_over_tls_is_cut_off_at_the_timeout(monkeypatch, huge_tls_d6, case, hook):
+    url, ca_path = huge_tls_d6
+    conn_id = _hostile_hooks(monkeypatch, url, case, timeout=1, verify=ca_path)
+    call = (_sync_call if hook == "sync" else _async_call)(conn_id)
+    started = time.monotonic()
+    with pytest.raises(D6ConnectionError) as caught:
+        call()
+    assert caught.value.timed_out
+    assert time.monotonic() - started < 60
+
+
+@pytest.mark.parametrize("case", ["gzip-corrupt"])
+def test_a_body_that_does_not_decompress_is_a_response_error(monkeypatch, huge_d6, case):
+    conn_id = _hostile_hooks(monkeypatch, huge_d6, case)
+    with pytest.raises(D6ResponseError, match="could not be decompressed"):
+        D6Hook(conn_id).get_client_integrations()
+    with pytest.raises(D6ResponseError, match="could not be decompressed"):
+        _async_call(conn_id)()
 
 
 @pytest.mark.parametrize("case", ["gzip", "gzip-two-members", "deflate", "rawdeflate"])
