@@ -34,6 +34,7 @@ from airflow.providers.common.compat.sdk import (
 
 if TYPE_CHECKING:
     from airflow.dag_processing.dagbag import DagBag as DagBag
+    from airflow.sdk import AssetOrTimeSchedule as AssetOrTimeSchedule
     from airflow.sdk import CronDataIntervalTimetable as CronDataIntervalTimetable
     from airflow.sdk.exceptions import AirflowRescheduleException as AirflowRescheduleException
 
@@ -43,6 +44,7 @@ _LAZY: dict[str, tuple[str, ...]] = {
     "DagBag": ("airflow.dag_processing.dagbag", "airflow.models.dagbag"),
     # 3.2 gave DAG authors the task SDK's own timetables; on 3.1 the core one is the DAG author's.
     "CronDataIntervalTimetable": ("airflow.sdk", "airflow.timetables.interval"),
+    "AssetOrTimeSchedule": ("airflow.sdk", "airflow.timetables.assets"),
     "AirflowRescheduleException": ("airflow.sdk.exceptions", "airflow.exceptions"),
 }
 
@@ -102,6 +104,7 @@ __all__ = [
     "AirflowSkipException",
     "Asset",
     "AssetAlias",
+    "AssetOrTimeSchedule",
     "BaseHook",
     "BaseOperator",
     "BaseSensorOperator",

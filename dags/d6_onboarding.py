@@ -9,7 +9,9 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, Param, task
 
+from airflow_provider_d6._compat import AirflowSkipException
 from airflow_provider_d6._text import printable
+from airflow_provider_d6.assets import D6_SCHOOL_ACTIVATED, activation_extra
 from airflow_provider_d6.hooks.client_integration_state import is_activated
 from airflow_provider_d6.operators.client_integrations import ClientIntegrationsOperator
 from airflow_provider_d6.sensors.client_integrations import ClientIntegrationSensor
@@ -33,7 +35,10 @@ A school authorises an integrator inside its own d6+ SAMS; only then can the int
    authorised the API type (at most *wait_for_authorisation_minutes*).
 3. **activate** — `ClientIntegrationsOperator(state=True)`; idempotent, so re-runs change nothing.
 4. **verify** — read the pair back and fail unless it reads activated (skipped by *dry_run*).
-5. **summary** — school name, API type, before → after and timings, logged and returned.
+5. **announce_activation** — emits an event of the Asset `d6://client-integrations/activated`
+   with extra `{school_id, api_type_id}`, so `d6_school_sync` syncs the school at once instead
+   of the next night (skipped by *dry_run*: nothing was activated).
+6. **summary** — school name, API type, before → after and timings, logged and returned.
 
 Trigger it from the UI form or with
 `airflow dags trigger d6_onboarding -c '{"school_id": 1000, "api_type_id": 8}'`.
@@ -168,6 +173,23 @@ with DAG(
             )
         return {"record": record, "activated": activated, "verified_at": time.time()}
 
+    # After verify, not on activate: the event promises a pair that reads activated, and a dry
+    # run (which succeeds without activating) must start no sync. A skipped task emits no event.
+    @task(outlets=[D6_SCHOOL_ACTIVATED])
+    def announce_activation(
+        verified: dict[str, Any],
+        params: dict[str, Any] | None = None,
+        outlet_events: Any = None,
+    ) -> dict[str, int]:
+        """Tell the Asset's consumers (d6_school_sync) which pair has just been activated."""
+        params = params or {}
+        if params["dry_run"] or not verified["activated"]:
+            raise AirflowSkipException("Dry run: nothing was activated, so no sync is started.")
+        extra = activation_extra(params["school_id"], params["api_type_id"])
+        outlet_events[D6_SCHOOL_ACTIVATED].extra = extra
+        log.info("Announced the activation of %s to the Asset's consumers.", extra)
+        return extra
+
     @task
     def summary(
         looked_up: dict[str, Any],
@@ -221,6 +243,7 @@ with DAG(
     looked_up = lookup()
     verified = verify()
     looked_up >> wait_for_authorisation >> activate >> verified
+    announce_activation(verified)
     summary(
         looked_up=looked_up,
         authorised=wait_for_authorisation.output,

@@ -6,7 +6,12 @@ import pytest
 from dag_helpers import DAGS_DIR
 
 DAG_FILES = sorted(path.name for path in DAGS_DIR.glob("*.py"))
-EXPECTED_DAGS = {"d6_onboarding", "d6_nightly_reconciliation", "d6_finance_export"}
+EXPECTED_DAGS = {
+    "d6_onboarding",
+    "d6_nightly_reconciliation",
+    "d6_finance_export",
+    "d6_school_sync",
+}
 
 
 def test_every_dag_file_imports_without_errors(dagbag):
@@ -59,3 +64,23 @@ def test_schedules(dagbag):
         "Africa/Johannesburg",
     )
     assert export.catchup is False
+    sync = dagbag.dags["d6_school_sync"]
+    # Nightly, or as soon as d6_onboarding announces an activation.
+    assert _cron(sync.timetable.timetable) == ("0 4 * * *", "Africa/Johannesburg")
+    assert [asset.uri for asset in sync.timetable.asset_condition.objects] == [
+        "d6://client-integrations/activated"
+    ]
+    assert sync.catchup is False
+
+
+def test_school_sync_trigger_form_offers_the_popia_defaults(dagbag):
+    from airflow_provider_d6.operators.privacy import D6_SENSITIVE_FIELDS, D6_SPECIAL_FIELDS
+
+    params = dagbag.dags["d6_school_sync"].params
+    assert params["pseudonymise"] == list(D6_SENSITIVE_FIELDS)
+    assert params["drop_fields"] == list(D6_SPECIAL_FIELDS)
+    assert params["school_ids"] == []
+    assert params["storage_root"] == ""
+    # The form offers field names d6 records carry, so a typo cannot be submitted.
+    enum = params.get_param("pseudonymise").schema["items"]["enum"]
+    assert "id_number" in enum and "first_name" in enum and "idnumber" not in enum
