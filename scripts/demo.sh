@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make demo: start a local d6 sandbox and run the three example DAGs against it.
+# make demo: start a local d6 sandbox and run the four example DAGs against it.
 #
 # Everything lives in the project: Airflow's home (SQLite, logs, exported files) is
 # .airflow/demo, recreated on every run; the sandbox listens on a free loopback port and is
@@ -91,14 +91,22 @@ EOF
 )"
 export AIRFLOW_CONN_D6_DEFAULT
 info "connection d6_default -> $SANDBOX_URL (user sandbox-user, a fresh password)"
+# d6_school_sync pseudonymises personal fields with the password of d6_pseudonym_key.
+AIRFLOW_CONN_D6_PSEUDONYM_KEY="$(python -c 'import json, secrets
+print(json.dumps({"conn_type": "generic", "password": secrets.token_hex(32)}))')"
+export AIRFLOW_CONN_D6_PSEUDONYM_KEY
+info "connection d6_pseudonym_key: a fresh random pseudonym key"
 
 "${RUNNER[@]}" "$CONTROL_URL" "$DEMO_HOME"
 
 FILES="$(find "$DEMO_HOME/data" -type f -name '*.jsonl' | wc -l | tr -d ' ')"
 info "$FILES files under ${DEMO_HOME#"$ROOT"/}/data/<day>/<school_id>/, for example:"
 find "$DEMO_HOME/data" -type f -name '*.jsonl' | sort | head -n 3 | sed "s|^$ROOT/|      |"
+FILES="$(find "$DEMO_HOME/sync" -type f -name '*.jsonl' | wc -l | tr -d ' ')"
+info "$FILES files under ${DEMO_HOME#"$ROOT"/}/sync/<school_id>/ (d6_school_sync), for example:"
+find "$DEMO_HOME/sync" -type f -name '*.jsonl' | sort | head -n 3 | sed "s|^$ROOT/|      |"
 
 step "Demo finished in $((SECONDS - STARTED)) s"
 HOME_SHOWN="${DEMO_HOME#"$ROOT"/}"
-info "Airflow home: $HOME_SHOWN   logs: $HOME_SHOWN/logs/   files: $HOME_SHOWN/data/"
+info "Airflow home: $HOME_SHOWN   logs: $HOME_SHOWN/logs/   files: $HOME_SHOWN/data/, $HOME_SHOWN/sync/"
 info "e.g. less $HOME_SHOWN/logs/d6_onboarding.log"

@@ -1,10 +1,10 @@
-"""Run the three example DAGs once each against a running d6 sandbox, for ``make demo``.
+"""Run the four example DAGs once each against a running d6 sandbox, for ``make demo``.
 
 Usage (scripts/demo.sh sets up AIRFLOW_HOME, the metadata database and ``d6_default`` first)::
 
     python scripts/demo_runner.py CONTROL_URL DEMO_HOME
 
-All three runs share one process, so Airflow's in-process execution API starts only once. Airflow's
+All four runs share one process, so Airflow's in-process execution API starts only once. Airflow's
 own output goes to ``DEMO_HOME/logs/<dag_id>.log``; the terminal gets the task progress as it
 happens and a short result per DAG. The exit status is non-zero unless every DagRun succeeded.
 """
@@ -65,6 +65,14 @@ class Sandbox:
                 return "authorised, not activated"
         return "not authorised (not listed by Get Client Integrations)"
 
+    def schools_with_both_modules(self) -> list[int]:
+        """Return the schools with Admin+ (8) and Curriculum+ (9) both activated."""
+        activated: dict[int, set[int]] = {}
+        for record in self._call("data/client_integrations"):
+            if str(record["activated_by_integrator"]).lower() == "yes":
+                activated.setdefault(record["school_id"], set()).add(record["api_type_id"])
+        return sorted(school for school, types in activated.items() if {8, 9} <= types)
+
     def authorise(self, school_id: int, api_type_id: int) -> None:
         """Authorise the integrator for the pair, as a person at the school would in d6+ SAMS."""
         self._call("authorise", {"school_id": school_id, "api_type_id": api_type_id})
@@ -105,7 +113,8 @@ def _follow(
                     print(f"    · {task_id}", file=out, flush=True)
                 elif task_id not in mapped_seen:
                     mapped_seen.add(task_id)
-                    print(f"    · {task_id} (mapped: one task per school)", file=out, flush=True)
+                    per = "lookup" if task_id == "export_lookups" else "school"
+                    print(f"    · {task_id} (mapped: one task per {per})", file=out, flush=True)
                 continue
             for pattern, template in _PROGRESS:
                 match = pattern.search(line)
@@ -194,7 +203,7 @@ def _result(dag_run: Any, task_id: str) -> Any:
     return None if ti is None or ti.state != "success" else ti.xcom_pull(task_ids=task_id)
 
 
-def onboarding(sandbox: Sandbox, logs: Path, out: TextIO) -> bool:
+def onboarding(sandbox: Sandbox, logs: Path, out: TextIO) -> tuple[bool, int]:
     """Onboard a school that has not authorised us yet; the sandbox authorises it mid-wait."""
     school = sandbox.unauthorised_school(api_type_id=8)
     school_id = school["school_id"]
@@ -233,8 +242,15 @@ def onboarding(sandbox: Sandbox, logs: Path, out: TextIO) -> bool:
         )
     after = sandbox.state(school_id, 8)
     print(f"    before: {before}\n    after:  {after}", file=out)
+    announced = _result(dag_run, "announce_activation")
+    if announced:
+        print(
+            f"    announced on the Asset d6://client-integrations/activated: {announced} "
+            "(a scheduler starts d6_school_sync for it at once)",
+            file=out,
+        )
     _print_log_path(logs / "d6_onboarding.log", out)
-    return dag_run.state == "success" and after == "authorised and activated"
+    return dag_run.state == "success" and after == "authorised and activated", school_id
 
 
 def reconciliation(logs: Path, out: TextIO) -> bool:
@@ -283,26 +299,75 @@ def finance_export(storage_root: Path, logs: Path, out: TextIO) -> bool:
     return dag_run.state == "success"
 
 
+def school_sync(
+    sandbox: Sandbox, onboarded: int, storage_root: Path, logs: Path, out: TextIO
+) -> bool:
+    """Sync the school onboarded above and one with both modules; show what was written."""
+    schools = [onboarded, *sandbox.schools_with_both_modules()[:1]]
+    print(
+        f"    schools {', '.join(map(str, schools))}: the one just onboarded (what its activation "
+        "event starts) and one with Admin+ and Curriculum+",
+        file=out,
+    )
+    dag_run = run_dag(
+        "d6_school_sync",
+        {"storage_root": str(storage_root), "school_ids": schools},
+        logs / "d6_school_sync.log",
+        out,
+    )
+    summary = _result(dag_run, "summary")
+    if summary:
+        print(
+            f"      {len(summary['files'])} files, absentees and discipline of {summary['day']}",
+            file=out,
+        )
+        prefix = f"file://{storage_root}/"
+        for path, count in summary["records"].items():
+            print(f"      {count:6d} records  {path.removeprefix(prefix)}", file=out)
+        for skip in summary["skipped"]:
+            print(
+                f"      skipped {skip['task_id']} for school {skip['school_id']}: {skip['reason']}",
+                file=out,
+            )
+        print(f"      pseudonymised: {', '.join(summary['pseudonymised_fields'])}", file=out)
+        print(f"      dropped: {', '.join(summary['dropped_fields'])}", file=out)
+        parents = storage_root / str(onboarded) / "parents.jsonl"
+        if parents.exists():
+            first = json.loads(parents.read_text(encoding="utf-8").splitlines()[0])
+            shown = {k: first.get(k) for k in ("id", "first_name", "id_number", "mobile_number")}
+            print(f"      first parent of school {onboarded}: {shown}", file=out)
+    _print_log_path(logs / "d6_school_sync.log", out)
+    return dag_run.state == "success"
+
+
 def main(argv: list[str]) -> int:
-    """Run the three DAGs in order; stop at the first that does not succeed."""
+    """Run the four DAGs in order; stop at the first that does not succeed."""
     control_url, demo_home = argv
     sandbox, home = Sandbox(control_url), Path(demo_home)
     logs = home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     # Keep a handle on the terminal: fds 1 and 2 are pointed at each DAG's log file in turn.
     out = os.fdopen(os.dup(1), "w", buffering=1)
+    onboarded: list[int] = []
+
+    def onboard() -> bool:
+        ok, school_id = onboarding(sandbox, logs, out)
+        onboarded.append(school_id)
+        return ok
+
     steps = [
+        ("1/4  d6_onboarding: wait for a school to authorise us, then activate", onboard),
         (
-            "1/3  d6_onboarding: wait for a school to authorise us, then activate",
-            lambda: onboarding(sandbox, logs, out),
-        ),
-        (
-            "2/3  d6_nightly_reconciliation: apply dags/d6_desired_states.yaml",
+            "2/4  d6_nightly_reconciliation: apply dags/d6_desired_states.yaml",
             lambda: reconciliation(logs, out),
         ),
         (
-            "3/3  d6_finance_export: export every activated school's Finance+ data",
+            "3/4  d6_finance_export: export every activated school's Finance+ data",
             lambda: finance_export(home / "data", logs, out),
+        ),
+        (
+            "4/4  d6_school_sync: Admin+ and Curriculum+ records, personal fields pseudonymised",
+            lambda: school_sync(sandbox, onboarded[0], home / "sync", logs, out),
         ),
     ]
     bold, off = ("\033[1m", "\033[0m") if out.isatty() else ("", "")

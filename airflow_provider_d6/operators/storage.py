@@ -58,7 +58,8 @@ STORAGE_ROOT_SCHEMES = ("file", "s3", "gs", "gcs", "abfs", "abfss", "az")
 STORAGE_ROOTS_OPTION = ("d6", "export_storage_roots")
 # One path segment of a storage root: letters, digits and a few punctuation marks, nothing Jinja,
 # a shell, a URL parser or fsspec gives a meaning to ({ } % # ? * [ ] \ spaces, controls, ...).
-_ROOT_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._~@+=,-]*", re.ASCII)
+# A leading dot is plain (".airflow"); "." and ".." are refused on their own.
+_ROOT_SEGMENT = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9._~@+=,-]*", re.ASCII)
 # What airflow.sdk.literal() wraps a value in (the class itself is not public).
 _LITERAL = type(literal(None))
 # Characters json.dumps(ensure_ascii=False) leaves raw that break a JSON Lines file: NEL and the

@@ -469,3 +469,25 @@ def test_result_and_rendered_fields_carry_no_credentials(district, tmp_path):
 
     text = json.dumps(result) + repr(op) + io.StringIO(str(vars(op))).getvalue()
     assert district.password not in text
+
+
+@pytest.mark.parametrize(
+    ("root", "expected"),
+    [
+        ("/srv/project/.airflow/demo/data", "file:///srv/project/.airflow/demo/data"),
+        ("s3://aws_default@bucket/.exports", "s3://aws_default@bucket/.exports"),
+    ],
+)
+def test_a_storage_root_may_hold_a_hidden_directory(root, expected):
+    from airflow_provider_d6.operators.storage import check_storage_root
+
+    # A project-local Airflow home (.airflow/...) is an ordinary place to export to.
+    assert check_storage_root(root) == expected
+
+
+@pytest.mark.parametrize("root", ["/srv/./data", "/srv/../etc", "/srv/.airflow/../../etc"])
+def test_dot_segments_of_a_storage_root_are_refused(root):
+    from airflow_provider_d6.operators.storage import check_storage_root
+
+    with pytest.raises(D6InputError, match="storage_root"):
+        check_storage_root(root)
