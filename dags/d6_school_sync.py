@@ -14,6 +14,7 @@ from airflow.sdk import DAG, AssetAlias, Param, literal, task
 
 # Both are airflow.sdk's from Airflow 3.2 on; the provider finds them on 3.1 too.
 from airflow_provider_d6._compat import (
+    AirflowNotFoundException,
     AirflowSkipException,
     AssetOrTimeSchedule,
     CronDataIntervalTimetable,
@@ -192,6 +193,19 @@ def _privacy(params: dict[str, Any]) -> tuple[list[str], list[str]]:
         if name not in dropped
     ]
     return pseudonymised, dropped
+
+
+def _check_pseudonym_key() -> None:
+    """Fail unless the pseudonym key connection exists with a long enough password."""
+    try:
+        read_pseudonym_key(PSEUDONYM_KEY_CONN_ID)
+    except AirflowNotFoundException:
+        raise D6InputError(
+            f"there is no connection {PSEUDONYM_KEY_CONN_ID!r}",
+            field="pseudonym_key_conn_id",
+            allowed=f"an Airflow connection {PSEUDONYM_KEY_CONN_ID!r} whose password is a long "
+            "random secret (airflow connections add ... --conn-password ...)",
+        ) from None
 
 
 def _school_id(record: dict[str, Any], index: int) -> int:
@@ -396,7 +410,7 @@ with DAG(
         day = _sync_day(params, context)
         wanted = _school_ids(params.get("school_ids"))
         pseudonymise, drop_fields = _privacy(params)
-        read_pseudonym_key(PSEUDONYM_KEY_CONN_ID)  # fail now, not in every export
+        _check_pseudonym_key()  # fail now, not in every export
         triggered = _triggering_pairs(context)
         if triggered is not None:
             log.info(

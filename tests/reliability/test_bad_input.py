@@ -15,7 +15,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +182,38 @@ def load_desired_states(path: str) -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module.load_desired_states(path)
+
+
+def school_sync_plan(**params: Any) -> Callable[[Env], Any]:
+    """Run d6_school_sync's plan task with these trigger-form params (and the defaults)."""
+
+    def run(env: Env) -> Any:
+        spec = importlib.util.spec_from_file_location(
+            "d6_school_sync_dag", DAGS / "d6_school_sync.py"
+        )
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        env.monkeypatch.setenv(
+            "AIRFLOW_CONN_D6_PSEUDONYM_KEY",
+            json.dumps({"conn_type": "generic", "password": "bad-input-pseudonym-key-0123"}),
+        )
+        form = {
+            "storage_root": str(env.tmp_path),
+            "sync_date": None,
+            "school_ids": [],
+            "pseudonymise": [],
+            "drop_fields": [],
+        }
+        interval = params.pop("data_interval", None)
+        if params.pop("without_key", False):
+            env.monkeypatch.delenv("AIRFLOW_CONN_D6_PSEUDONYM_KEY")
+        context: dict[str, Any] = {}
+        if interval:
+            context = {"data_interval_start": interval[0], "data_interval_end": interval[1]}
+        plan = module.dag.get_task("plan_sync").python_callable
+        return plan(params={**form, **params}, **context)
+
+    return run
 
 
 def on_sandbox(call: Callable[[Env], Any], **conn: Any) -> Callable[[Env], Any]:
@@ -539,6 +571,48 @@ CASES = [
     Case("server-v1-empty-200",
          after_fault("empty200", lambda e: drain(e.hook().iter_staff_members(e.school_id))),
          D6ResponseError, ("empty",), sends=1),
+    Case("v1-grades-text-id", lambda e: e.hook().get_grades(e.school_id, grade_id="five"),
+         Input, ("grade_id",), field="grade_id"),
+    Case("v1-school-info-school-text",
+         lambda e: e.hook().get_school_info("1000/../1001"),
+         Input, ("school_id",), field="school_id"),
+    Case("v1-ethnic-group-id-negative", lambda e: e.hook().get_ethnic_groups(-1),
+         Input, ("ethnic_group_id",), field="ethnic_group_id"),
+    Case("v1-language-id-text", lambda e: e.hook().get_languages("1 OR 1=1"),
+         Input, ("language_id",), field="language_id"),
+    Case("v1-parent-id-huge",
+         lambda e: drain(e.hook().iter_parents(e.school_id, parent_id=2**60)),
+         Input, ("parent_id",), field="parent_id"),
+    Case("v1-staff-member-id-text",
+         lambda e: drain(e.hook().iter_staff_members(e.school_id, staff_member_id="abc")),
+         Input, ("staff_member_id",), field="staff_member_id"),
+    Case("v1-learner-subjects-learner-text",
+         lambda e: drain(e.hook().iter_learner_subjects(e.school_id, learner_id="x")),
+         Input, ("learner_id",), field="learner_id"),
+    Case("v1-per-term-learner-ids-string",
+         lambda e: drain(e.hook().iter_school_subjects_per_term(e.school_id, learner_ids="1,2")),
+         Input, ("learner_ids",), field="learner_ids"),
+    Case("v1-absentees-february-30",
+         lambda e: drain(e.hook().iter_absentees(e.school_id, from_date="2026-02-30",
+                                                 to_date="2026-03-02")),
+         Input, ("from_date",), field="from_date"),
+    # -- d6_school_sync's trigger form: checked before the first d6 request --------------------
+    Case("sync-root-template", school_sync_plan(storage_root="/srv/{{ conn.d6_default.password }}"),
+         Input, ("storage_root",), field="storage_root"),
+    Case("sync-date-not-a-day", school_sync_plan(sync_date="2026-02-30"),
+         Input, ("sync_date", "YYYY-MM-DD"), field="sync_date"),
+    Case("sync-school-ids-text", school_sync_plan(school_ids=["1000"]),
+         Input, ("school_ids",), field="school_ids"),
+    Case("sync-pseudonymise-misspelt", school_sync_plan(pseudonymise=["id_numbr"]),
+         Input, ("id_number",), field="pseudonymise"),
+    Case("sync-drop-not-a-name", school_sync_plan(drop_fields=["{{ x }}"]),
+         Input, ("drop_fields",), field="drop_fields"),
+    Case("sync-interval-of-a-week",
+         school_sync_plan(data_interval=(datetime(2026, 11, 1, 2, tzinfo=UTC),
+                                         datetime(2026, 11, 8, 2, tzinfo=UTC))),
+         Input, ("7 days", "backfill"), field="data_interval"),
+    Case("sync-without-pseudonym-key", school_sync_plan(without_key=True),
+         Input, ("d6_pseudonym_key",), field="pseudonym_key_conn_id"),
     Case("shape-array-for-object", shape("array", lambda e: e.hook().get_school(1000)),
          D6ResponseError, ("object",)),
     Case("shape-object-for-collection", shape("object", lambda e: drain(e.hook().iter_schools())),

@@ -23,7 +23,7 @@ from airflow_provider_d6.hooks.d6 import D6AsyncHook, D6Hook
 
 AIRFLOW_HOME = Path(os.environ["AIRFLOW_HOME"])
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
-EXAMPLE_DAGS = ("d6_onboarding", "d6_nightly_reconciliation", "d6_finance_export")
+EXAMPLE_DAGS = ("d6_onboarding", "d6_nightly_reconciliation", "d6_finance_export", "d6_school_sync")
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -109,6 +109,8 @@ def run_conf(dag_id: str, handle: Any, tmp_path: Path) -> dict[str, Any]:
         return {"desired_states_path": str(path)}
     if dag_id == "d6_finance_export":
         return {"storage_root": str(tmp_path / "exports")}
+    if dag_id == "d6_school_sync":
+        return {"storage_root": str(tmp_path / "sync")}
     raise AssertionError(f"no run configuration for the example DAG {dag_id}: add one")
 
 
@@ -125,8 +127,13 @@ def test_every_example_dag_runs_without_leaking_the_password(
     example_dags, airflow_db, make_sandbox, monkeypatch, tmp_path, caplog, capfd
 ):
     password = sentinel("Dag-secret")
+    # d6_school_sync's pseudonym key is a secret too: it must not leak either.
+    key = sentinel("Pseudonym-key")
     handle = make_sandbox(password=password, schools=8, learners_per_school=10)
     connect(monkeypatch, handle)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_D6_PSEUDONYM_KEY", json.dumps({"conn_type": "generic", "password": key})
+    )
     monkeypatch.setenv("AIRFLOW__D6__DESIRED_STATES_DIR", str(tmp_path))
     assert set(example_dags) == set(EXAMPLE_DAGS), "a new example DAG must be added to this scan"
 
@@ -141,20 +148,26 @@ def test_every_example_dag_runs_without_leaking_the_password(
     rows = kept_rows(EXAMPLE_DAGS)
     assert rows["xcom"] and rows["rendered"], "nothing was kept to scan"
     output = capfd.readouterr()
+    secret = (password, key)
+
+    def leaks(text: str) -> bool:
+        return any(needle in text for needle in secret)
+
     scanned = {
-        "AIRFLOW_HOME files": files_containing(AIRFLOW_HOME, password),
-        "files the DAGs wrote": files_containing(tmp_path, password),
-        "XCom rows": [row for row in rows["xcom"] if password in row],
-        "rendered template fields": [row for row in rows["rendered"] if password in row],
-        "log records": [r.getMessage() for r in caplog.records if password in r.getMessage()],
+        "AIRFLOW_HOME files": files_containing(AIRFLOW_HOME, *secret),
+        "files the DAGs wrote": files_containing(tmp_path, *secret),
+        "XCom rows": [row for row in rows["xcom"] if leaks(row)],
+        "rendered template fields": [row for row in rows["rendered"] if leaks(row)],
+        "log records": [r.getMessage() for r in caplog.records if leaks(r.getMessage())],
         "captured stdout/stderr": [
-            line for line in (output.out + output.err).splitlines() if password in line
+            line for line in (output.out + output.err).splitlines() if leaks(line)
         ],
-        "sandbox request log": [e for e in handle.control.requests() if password in json.dumps(e)],
+        "sandbox request log": [e for e in handle.control.requests() if leaks(json.dumps(e))],
     }
     task_logs = output.out + output.err + "\n".join(r.getMessage() for r in caplog.records)
     # The scan saw the task logs: what the operators log about their work is in there.
     assert "Outcome:" in task_logs and "Wrote learners" in task_logs
+    assert "Wrote parents" in task_logs and list((tmp_path / "sync").rglob("parents.jsonl"))
     print(
         f"\n[secrets] files under AIRFLOW_HOME: {sorted(str(p.relative_to(AIRFLOW_HOME)) for p in AIRFLOW_HOME.rglob('*') if p.is_file())}"
     )
