@@ -103,6 +103,13 @@ def get_provider_info() -> dict[str, Any]:
                             "maximum": 10000,
                         },
                     },
+                    "shared_throttle": {
+                        "label": "Shared throttle",
+                        "description": "none (default): each task throttles itself. host: every "
+                        "task on this machine using this d6 credential shares one throttle "
+                        "through a file, so parallel tasks stay under d6's limit together.",
+                        "schema": {"type": ["string", "null"], "enum": ["none", "host"]},
+                    },
                     "activation_route": {
                         "label": "Activation route",
                         "description": "Route for Change Client Integration State: auto tries v2 and "

@@ -54,6 +54,11 @@ class Sizes:
     fleet_poke_interval_s: float = 5.0
     fleet_intervals: int = 6
     fleet_authorisations: int = 20
+    fanout_learners: tuple[int, int] = (200, 2_000)
+    parallel_tasks: int = 4
+    parallel_learners_per_school: int = 2_500
+    parallel_page: int = 10
+    school_learners: int = 400
 
 
 FULL = Sizes()
@@ -71,6 +76,9 @@ QUICK = Sizes(
     fleet_poke_interval_s=1.0,
     fleet_intervals=3,
     fleet_authorisations=3,
+    fanout_learners=(20, 60),
+    parallel_learners_per_school=300,
+    school_learners=40,
 )
 
 

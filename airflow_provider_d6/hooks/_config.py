@@ -26,6 +26,7 @@ log = logging.getLogger(f"airflow.task.hooks.{__name__}")
 DEFAULT_BASE_URL = "https://integrate.d6plus.co.za/api"
 USER_AGENT = f"airflow-provider-d6/{__version__}"
 ACTIVATION_ROUTES = ("auto", "v2", "v1")
+SHARED_THROTTLE_CHOICES = ("none", "host")
 DEFAULTS: dict[str, Any] = {
     "timeout": 30.0,
     "max_attempts": 5,
@@ -33,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "activation_route": "auto",
     "verify": True,
     "max_response_bytes": DEFAULT_MAX_RESPONSE_BYTES,
+    "shared_throttle": "none",
 }
 # Old names still read, each for the option it always meant: ``max_retries`` was the total
 # number of attempts all along (0 and 1 both meant one attempt).
@@ -67,6 +69,8 @@ class D6Settings:
     activation_route: str
     verify: bool | str
     max_response_bytes: int
+    #: "host": one throttle for every task on this host using the same credential
+    shared_throttle: str = "none"
 
     @property
     def max_retries(self) -> int:
@@ -180,6 +184,13 @@ def resolve_options(extra: dict[str, Any] | None, **kwargs: Any) -> dict[str, An
             f"activation_route must be one of {', '.join(ACTIVATION_ROUTES)}, got {_shown(route)}"
         )
     options["activation_route"] = route
+    shared = str(options["shared_throttle"]).strip().lower()
+    if shared not in SHARED_THROTTLE_CHOICES:
+        raise D6ConfigurationError(
+            f"shared_throttle must be one of {', '.join(SHARED_THROTTLE_CHOICES)}, "
+            f"got {_shown(shared)}"
+        )
+    options["shared_throttle"] = shared
     options["verify"] = _verify(options["verify"])
     options["max_response_bytes"] = _number(
         "max_response_bytes", options["max_response_bytes"], integer=True
@@ -378,4 +389,9 @@ def prepare_connection(
         )
     given = any(not _blank(overrides.get(name)) for name in ("max_attempts", "max_retries"))
     policy = build_policy(settings, retry_policy, given)
-    return settings, policy, make_throttle(settings.requests_per_second)
+    shared_path = None
+    if settings.shared_throttle == "host":
+        from airflow_provider_d6.hooks._throttle import shared_throttle_path
+
+        shared_path = shared_throttle_path(settings.base_url, settings.login)
+    return settings, policy, make_throttle(settings.requests_per_second, shared_path)

@@ -26,6 +26,11 @@ BENCHMARKS = [
     "import_cost",
     "dag_parse",
     "trigger_fleet",
+    "fanout_at_rate_limit",
+    "fanout_adaptive",
+    "fanout_memory",
+    "parallel_tasks_shared_limit",
+    "requests_per_school",
 ]
 
 
