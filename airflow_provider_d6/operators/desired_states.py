@@ -40,7 +40,7 @@ def desired_states_root() -> Path:
     ``[d6] desired_states_dir`` (environment ``AIRFLOW__D6__DESIRED_STATES_DIR``) when the
     deployment sets it, else ``[core] dags_folder``.
     """
-    from airflow.sdk import conf
+    from airflow_provider_d6._compat import conf
 
     configured = conf.get(*DESIRED_STATES_DIR_OPTION, fallback="") or conf.get(
         "core", "dags_folder", fallback=""

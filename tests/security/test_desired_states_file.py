@@ -155,7 +155,7 @@ def test_control_characters_in_the_name_are_refused(folder):
 def test_the_dag_reads_only_inside_its_folder(
     airflow_db, make_sandbox, monkeypatch, tmp_path, capfd
 ):
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_provider_d6._compat import DagBag
 
     handle = make_sandbox(schools=2)
     monkeypatch.setenv(

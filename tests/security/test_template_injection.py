@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 @pytest.fixture(scope="module")
 def dags():
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_provider_d6._compat import DagBag
 
     bag = DagBag(dag_folder=str(DAGS_DIR))
     assert not bag.import_errors, bag.import_errors
@@ -125,7 +125,7 @@ def test_the_deployment_confines_storage_roots(
 def test_a_hostile_export_date_is_refused(
     export_date, dags, airflow_db, make_sandbox, monkeypatch, tmp_path
 ):
-    from airflow.sdk.exceptions import ParamValidationError
+    from airflow_provider_d6._compat import ParamValidationError
 
     handle = make_sandbox(schools=4, learners_per_school=3)
     _connect(monkeypatch, handle.base_url, handle.username, handle.password)
@@ -225,7 +225,7 @@ def test_expand_kwargs_paths_passed_as_literals_are_written_verbatim(
     airflow_db, make_sandbox, monkeypatch, tmp_path
 ):
     """The mapped export writes the literal path; Airflow would render a bare string."""
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_provider_d6._compat import DagBag
 
     handle = make_sandbox(schools=2, learners_per_school=2)
     _connect(monkeypatch, handle.base_url, handle.username, handle.password)
