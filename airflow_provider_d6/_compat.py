@@ -82,6 +82,39 @@ async def get_async_connection(conn_id: str, hook: Any = None) -> Any:
     return await _lookup(conn_id, hook)
 
 
+async def get_async_extra_dejson(conn: Any) -> dict[str, Any]:
+    """Read a connection's extras from async code (a trigger) without blocking the event loop.
+
+    ``extra_dejson`` masks the extras' secrets with a synchronous call to the supervisor. From
+    Airflow 3.3.2 ``Connection.aextra_dejson`` masks them asynchronously; before, common-compat
+    reads ``extra_dejson`` in a worker thread.
+
+    :param conn: the connection, e.g. from ``get_async_connection``
+    """
+    from airflow.providers.common.compat.connection import get_async_extra_dejson as _extra
+
+    extra: dict[str, Any] = await _extra(conn)
+    return extra
+
+
+async def amask_secret(secret: Any, name: str | None = None) -> None:
+    """``mask_secret`` for async code (a trigger): never a synchronous supervisor call on the loop.
+
+    From Airflow 3.3.2 ``airflow.sdk.log.amask_secret`` tells the supervisor asynchronously;
+    before, ``mask_secret`` runs in a worker thread (see ``run_sync``). Either way the secret is
+    masked in this process's logs too.
+
+    :param secret: the value to mask
+    :param name: the name it is known by, if any
+    """
+    try:
+        from airflow.sdk.log import amask_secret as _amask
+    except ImportError:  # Airflow < 3.3.2
+        await run_sync(mask_secret, secret, name)
+        return
+    await _amask(secret, name)
+
+
 async def run_sync(func: Any, /, *args: Any, **kwargs: Any) -> Any:
     """Run sync code that may call the task SDK (``mask_secret``, ``extra_dejson``) from async code.
 
@@ -115,8 +148,10 @@ __all__ = [
     "ParamValidationError",
     "PokeReturnValue",
     "TaskDeferred",
+    "amask_secret",
     "conf",
     "get_async_connection",
+    "get_async_extra_dejson",
     "literal",
     "mask_secret",
     "redact",

@@ -60,3 +60,29 @@ def test_prepare_connection_masks_the_password_on_this_airflow():
     logged = str(compat.redact(f"auth {password} then {unrelated}"))
     assert password not in logged
     assert unrelated in logged
+
+
+def test_the_async_hooks_preparation_masks_the_password_on_this_airflow():
+    # The triggerer's way (aprepare_connection) masks asynchronously on 3.3.2+ and in a worker
+    # thread before; either way the password must be masked when it returns.
+    import asyncio
+
+    from airflow.sdk import Connection
+
+    from airflow_provider_d6.hooks._config import aprepare_connection
+
+    password = f"Probe-{uuid.uuid4().hex}"
+    unrelated = f"Unrelated-{uuid.uuid4().hex}"
+    conn = Connection(
+        conn_id="d6_mask_probe",
+        conn_type="d6",
+        host="https://integrate.d6plus.co.za/api",
+        login="integrator",
+        password=password,
+        extra='{"timeout": 12}',
+    )
+    settings, _, _ = asyncio.run(aprepare_connection(conn, dict(NO_OVERRIDES), None))
+    assert settings.timeout == 12  # the extras were read, through the async way
+    logged = str(compat.redact(f"auth {password} then {unrelated}"))
+    assert password not in logged
+    assert unrelated in logged

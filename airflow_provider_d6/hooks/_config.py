@@ -292,14 +292,20 @@ def check_credential(conn_id: str | None, name: str, what: str, value: Any) -> s
     return value
 
 
-def settings_from_connection(conn: Any, **kwargs: Any) -> D6Settings:
+def settings_from_connection(
+    conn: Any, *, extra: dict[str, Any] | None = None, **kwargs: Any
+) -> D6Settings:
     """Build ``D6Settings`` from an Airflow connection and the hook's keyword arguments.
 
     :param conn: the Airflow connection (host, login, password, extra_dejson)
+    :param extra: the connection's extras when already read (async code reads them without
+        blocking); None reads ``conn.extra_dejson``
     :param kwargs: the hook's option overrides
     """
     conn_id = getattr(conn, "conn_id", None)
-    extra = getattr(conn, "extra_dejson", None) or {}
+    if extra is None:
+        extra = getattr(conn, "extra_dejson", None)
+    extra = extra or {}
     unknown = sorted(str(key) for key in extra if key not in OWN_EXTRAS)
     if unknown:
         log.warning(
@@ -364,22 +370,53 @@ def prepare_connection(
 ) -> tuple[D6Settings, RetryPolicy, Any]:
     """Turn a connection into settings, a retry policy and a throttle, masking the credentials.
 
-    Shared by the sync and async hooks so that both read a connection the same way. Logs a
-    warning each time a connection with ``verify=false`` is read (once per hook, so per task).
+    Shared by the sync and async hooks so that both read a connection the same way (the async
+    hook through ``aprepare_connection``). Logs a warning each time a connection with
+    ``verify=false`` is read (once per hook, so per task).
 
     :param conn: the Airflow connection
     :param overrides: the hook's keyword arguments (None means "not given")
     :param retry_policy: an explicit policy passed to the hook, if any
     """
-    from airflow_provider_d6.hooks._throttle import make_throttle
+    from airflow_provider_d6._compat import mask_secret
 
     settings = settings_from_connection(conn, **overrides)
     # Both credentials: the username identifies the integrator and is half of what d6 checks.
     register(settings.login, settings.password)
-    from airflow.sdk.log import mask_secret  # imported here: structlog setup is not free
-
     mask_secret(settings.login)
     mask_secret(settings.password)
+    return _finish_preparing(conn, settings, overrides, retry_policy)
+
+
+async def aprepare_connection(
+    conn: Any, overrides: dict[str, Any], retry_policy: RetryPolicy | None
+) -> tuple[D6Settings, RetryPolicy, Any]:
+    """``prepare_connection`` for an event loop (a trigger): the same result, never blocking it.
+
+    Reading ``extra_dejson`` and ``mask_secret`` each message Airflow's supervisor synchronously,
+    which must not happen on the triggerer's event loop; the asynchronous ways are
+    ``_compat``'s, chosen per Airflow version.
+
+    :param conn: the Airflow connection
+    :param overrides: the hook's keyword arguments (None means "not given")
+    :param retry_policy: an explicit policy passed to the hook, if any
+    """
+    from airflow_provider_d6._compat import amask_secret, get_async_extra_dejson
+
+    extra = await get_async_extra_dejson(conn)
+    settings = settings_from_connection(conn, extra=extra, **overrides)
+    register(settings.login, settings.password)
+    await amask_secret(settings.login)
+    await amask_secret(settings.password)
+    return _finish_preparing(conn, settings, overrides, retry_policy)
+
+
+def _finish_preparing(
+    conn: Any, settings: D6Settings, overrides: dict[str, Any], retry_policy: RetryPolicy | None
+) -> tuple[D6Settings, RetryPolicy, Any]:
+    """Warn about ``verify=false`` and build the retry policy and throttle (no Airflow calls)."""
+    from airflow_provider_d6.hooks._throttle import make_throttle
+
     if settings.verify is False:
         log.warning(
             "connection %r has verify=false: d6's TLS certificate is not checked, so anyone on "

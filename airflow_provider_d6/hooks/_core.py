@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_d6.exceptions import D6ConnectionError
-from airflow_provider_d6.hooks._config import USER_AGENT, prepare_connection
+from airflow_provider_d6.hooks._config import USER_AGENT, aprepare_connection, prepare_connection
 from airflow_provider_d6.hooks._endpoints import coerce_ids
 from airflow_provider_d6.hooks._limits import ACCEPT_ENCODING, CursorGuard
 from airflow_provider_d6.hooks._parse import envelope, parse_response
@@ -400,4 +400,11 @@ class D6HookBase:
     def _build_core(self, conn: Any, log: Logger) -> Core:
         """Turn the connection into the core (settings, policy, throttle); masks the password."""
         settings, policy, throttle = prepare_connection(conn, self._overrides, self._retry_policy)
+        return Core(settings, policy, throttle, log)
+
+    async def _abuild_core(self, conn: Any, log: Logger) -> Core:
+        """``_build_core`` for an event loop: masks the password without blocking it."""
+        settings, policy, throttle = await aprepare_connection(
+            conn, self._overrides, self._retry_policy
+        )
         return Core(settings, policy, throttle, log)

@@ -77,7 +77,8 @@ class D6AsyncHook(D6HookBase, BaseHook):
                 conn = await get_async_connection(self.d6_conn_id, self)
             except AirflowNotFoundException:
                 raise missing_connection(self.d6_conn_id) from None
-            core = self._build_core(conn, self.log)
+            # Not _build_core: its extra_dejson and mask_secret call the supervisor synchronously.
+            core = await self._abuild_core(conn, self.log)
         self._session = aiohttp.ClientSession(
             headers=core.session_headers(),
             timeout=aiohttp.ClientTimeout(total=core.settings.timeout),
