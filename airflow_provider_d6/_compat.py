@@ -39,6 +39,21 @@ if TYPE_CHECKING:
     from airflow.sdk import CronDataIntervalTimetable as CronDataIntervalTimetable
     from airflow.sdk.exceptions import AirflowRescheduleException as AirflowRescheduleException
 
+
+def _run_conf_refused() -> tuple[type[Exception], ...]:
+    from airflow import __version__ as airflow_version
+
+    # 3.2's scheduler-side params (airflow.serialization.definitions.param) raise a plain
+    # ValueError where 3.1 and 3.3 raise ParamValidationError; the message names the param either way.
+    if airflow_version.startswith("3.2."):
+        return (ParamValidationError, ValueError)
+    return (ParamValidationError,)
+
+
+#: What creating a run (``dag.test(run_conf=...)``, the scheduler) raises for a conf that fails
+#: the DAG's params.
+RUN_CONF_REFUSED = _run_conf_refused()
+
 # Where each lazily loaded name lives, newest Airflow first.
 _LAZY: dict[str, tuple[str, ...]] = {
     # 3.2 moved DagBag out of airflow.models.
@@ -131,6 +146,7 @@ async def run_sync(func: Any, /, *args: Any, **kwargs: Any) -> Any:
 
 
 __all__ = [
+    "RUN_CONF_REFUSED",
     "AirflowException",
     "AirflowNotFoundException",
     "AirflowRescheduleException",

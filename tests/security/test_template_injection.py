@@ -125,7 +125,7 @@ def test_the_deployment_confines_storage_roots(
 def test_a_hostile_export_date_is_refused(
     export_date, dags, airflow_db, make_sandbox, monkeypatch, tmp_path
 ):
-    from airflow_provider_d6._compat import ParamValidationError
+    from airflow_provider_d6._compat import RUN_CONF_REFUSED
 
     handle = make_sandbox(schools=4, learners_per_school=3)
     _connect(monkeypatch, handle.base_url, handle.username, handle.password)
@@ -134,7 +134,7 @@ def test_a_hostile_export_date_is_refused(
         dag_run = dags["d6_finance_export"].test(
             run_conf={"storage_root": str(tmp_path), "export_date": export_date}
         )
-    except ParamValidationError as error:
+    except RUN_CONF_REFUSED as error:
         # Refused by the trigger form's schema before the run was even created.
         assert "export_date" in str(error)
     else:
