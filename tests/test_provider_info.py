@@ -185,3 +185,38 @@ def test_airflow_providers_triggers_lists_our_trigger():
     ours = [t for t in triggers if t.get("package_name") == "airflow-provider-d6"]
     assert ours, triggers
     assert TRIGGER_MODULE in json.dumps(ours)
+
+
+# What the api-server sends the UI's new-connection form, asked in a fresh interpreter as the
+# api-server does (providers are discovered once per process, and 3.1 stands in for WTForms then).
+_FORM_METADATA = """
+import json
+from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
+(d6,) = [h for h in HookMetaService.hook_meta_data() if h.connection_type == "d6"]
+print(json.dumps(d6.model_dump(mode="json")))
+"""
+
+
+def test_the_connection_form_is_relabelled_and_has_the_extras_on_this_airflow(d6_connection_type):
+    result = subprocess.run(
+        [sys.executable, "-c", _FORM_METADATA],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=dict(os.environ),
+        cwd=PROJECT_ROOT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    form = json.loads(result.stdout.strip().splitlines()[-1])
+    standard = form["standard_fields"]
+    relabeling = d6_connection_type["ui-field-behaviour"]["relabeling"]
+    for field, label in relabeling.items():
+        assert standard[field]["title"] == label
+    assert standard["port"]["hidden"] is True
+    assert standard["url_schema"]["hidden"] is True
+    extras = form["extra_fields"] or {}
+    assert sorted(extras) == sorted(d6_connection_type["conn-fields"])
+    assert extras["activation_route"]["schema"]["enum"] == ["auto", "v2", "v1"]
+    assert extras["max_attempts"]["schema"]["type"][0] == "integer"
+    assert extras["timeout"]["schema"]["title"] == "Timeout (seconds)"

@@ -52,6 +52,7 @@ from airflow_provider_d6.hooks._endpoints import (
     Endpoint,
     coerce_ids,
 )
+from airflow_provider_d6.hooks._form import connection_form_widgets, ui_field_behaviour
 from airflow_provider_d6.hooks._limits import CHUNK_BYTES, AnswerTimeout, BodyReader
 from airflow_provider_d6.hooks._parse import envelope, parse_response, single
 from airflow_provider_d6.hooks._redact import redact
@@ -114,6 +115,17 @@ class D6Hook(
     """
 
     hook_name = "d6+ Integrate"
+
+    # Airflow 3.1's connection form asks the hook; 3.2+ reads get_provider_info (see _form).
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Return the connection form's hidden, relabelled and placeholder fields."""
+        return ui_field_behaviour()
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Return the connection form's extra fields (WTForms, for Airflow 3.1)."""
+        return connection_form_widgets()
 
     def __init__(
         self,
