@@ -84,6 +84,17 @@ class AirflowAPI:
         """
         return self.request("GET", f"/connections/{quote(connection_id, safe='')}")
 
+    def connection_form(self, conn_type: str) -> dict[str, Any] | None:
+        """Return what the api-server gives the UI's connection form for a type (None: unknown).
+
+        :param conn_type: the connection type
+        """
+        path = "/ui/connections/hook_meta"
+        response = self._session.get(f"{self.base_url}{path}", timeout=60)
+        if response.status_code != 200:
+            raise APIError("GET", path, response.status_code, response.text[:2000])
+        return next((h for h in response.json() if h.get("connection_type") == conn_type), None)
+
     def test_connection(self, body: dict[str, Any]) -> dict[str, Any]:
         """Run the hook's connection test in the api-server; returns ``{"status", "message"}``.
 

@@ -139,8 +139,7 @@ class UI:
             _require(
                 dialog.get_by_text(label, exact=True).is_visible(), f"extra field {label!r} shown"
             )
-            # A select keeps its value in a hidden input; every other widget is the input itself.
-            _require(dialog.locator(f"[name=element_{name}]").count() == 1, f"input of {name!r}")
+            _require(_form_field(dialog, name).count() >= 1, f"input of {name!r}")
         for name, value in spec.values.items():
             if name not in ("host", "login", "password"):
                 dialog.locator(f"[name=element_{name}]").fill(value)
@@ -162,16 +161,25 @@ class UI:
         page.goto(f"{self.base_url}/dags/{spec.dag_id}", wait_until="networkidle")
         page.get_by_role("button", name="Trigger Dag").click()
         dialog = page.get_by_role("dialog")
-        dialog.get_by_test_id("trigger-dag-submit").wait_for(timeout=TIMEOUT_MS)
+        # Airflow 3.1's submit button has no test id: it is the dialog's "Trigger" button.
+        submit = (
+            dialog.get_by_test_id("trigger-dag-submit")
+            .or_(dialog.get_by_role("button", name="Trigger", exact=True))
+            .first
+        )
+        submit.wait_for(timeout=TIMEOUT_MS)
         for param in spec.params:
-            _require(
-                dialog.locator(f"[name=element_{param}]").count() == 1, f"form field {param!r}"
-            )
+            _require(_form_field(dialog, param).count() >= 1, f"form field {param!r}")
         for param, value in spec.values.items():
             dialog.locator(f"[name=element_{param}]").fill(value)
         self.shot("trigger-form")
         # The label of a required field ends with an asterisk: match its beginning.
-        dropdown = dialog.get_by_label(re.compile(rf"^{re.escape(spec.dropdown_label)}\b"))
+        # Airflow 3.1's drop-down is not labelled that way: its button sits in the field's root.
+        dropdown = (
+            dialog.get_by_label(re.compile(rf"^{re.escape(spec.dropdown_label)}\b"))
+            .or_(dialog.locator(f"[id='select:element_{spec.dropdown_param}'] [role=combobox]"))
+            .first
+        )
         dropdown.click()
         options = [o.inner_text().strip() for o in page.get_by_role("option").all()]
         _require(
@@ -181,7 +189,7 @@ class UI:
         self.shot("trigger-form-dropdown")
         page.get_by_role("option", name=spec.dropdown_choice, exact=True).click()
         self.shot("trigger-form-filled")
-        dialog.get_by_test_id("trigger-dag-submit").click()
+        submit.click()
         page.wait_for_url(re.compile(rf"/dags/{re.escape(spec.dag_id)}/runs/"), timeout=TIMEOUT_MS)
         page.get_by_text("Dag run has been successfully triggered").first.wait_for(
             timeout=TIMEOUT_MS
@@ -198,6 +206,15 @@ class UI:
         self.page.goto(f"{self.base_url}/dags/{dag_id}/runs/{quote(run_id, safe='')}")
         self.page.wait_for_load_state("networkidle")
         self.shot("run-finished")
+
+
+def _form_field(dialog: Any, name: str) -> Any:
+    """Return the widget of a form field (an extra or a param) by the name the form gives it.
+
+    A select keeps its value in a hidden input; every other widget is the input itself.
+    Airflow 3.1's drop-down has no input: only its root's id names the field.
+    """
+    return dialog.locator(f"[name=element_{name}], [id='select:element_{name}']")
 
 
 def _require(condition: bool, what: str) -> None:

@@ -245,6 +245,27 @@ class Deployment:
         )
         return states
 
+    def scheduler_saw_deferral(self, dag_id: str, run_id: str, task_id: str) -> bool:
+        """Return whether the scheduler has taken in the executor's report that a task deferred.
+
+        A worker that defers exits "successfully", and the executor reports that to the
+        scheduler. Airflow 3.1's scheduler fails the task when that report is taken in only after
+        the trigger fired (apache/airflow#66374, fixed in 3.2.2), so a test that makes the trigger
+        fire at once waits for this first, as the real world's slower authorisation does.
+
+        :param dag_id: the DAG
+        :param run_id: the run
+        :param task_id: the deferred task
+        """
+        path = self.log_dir / "scheduler.log"
+        if not path.exists():
+            return False
+        finished = re.compile(
+            rf"TaskInstance Finished: dag_id={re.escape(dag_id)}, task_id={re.escape(task_id)}, "
+            rf"run_id={re.escape(run_id)}, .*\bstate=deferred,"
+        )
+        return finished.search(path.read_text(errors="replace")) is not None
+
     def log_tails(self, lines: int = 30) -> dict[str, str]:
         """Return the end of every component log.
 

@@ -78,9 +78,20 @@ class Run:
         step(f"sandbox at {self.sandbox.base_url}")
         self.timed("start Airflow", self.start_airflow)
         api = self.deployment.api()
+        self.timed("check the connection form", scenario.check_connection_form, api)
         self.timed("create and test d6_default", scenario.create_connection, api, self.sandbox)
         self.timed("parse and unpause the DAGs", scenario.wait_for_dags, api, scenario.DAG_IDS)
-        facts = self.timed("onboard a school", scenario.onboarding, api, self.sandbox, self.tracker)
+        deployment = self.deployment
+        facts = self.timed(
+            "onboard a school",
+            scenario.onboarding,
+            api,
+            self.sandbox,
+            self.tracker,
+            lambda run_id, task_id: deployment.scheduler_saw_deferral(
+                scenario.ONBOARDING, run_id, task_id
+            ),
+        )
         self.timed(
             "start the finance export and reconciliation",
             scenario.start_data_runs,

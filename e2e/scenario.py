@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +56,30 @@ def connection_body(
         "password": sandbox.password if password is None else password,
         "extra": json.dumps({"timeout": 30, "max_attempts": 3}),
     }
+
+
+def check_connection_form(api: AirflowAPI) -> None:
+    """Require the api-server to serve the d6 connection form: relabelled fields and the extras.
+
+    Runs before any connection test: Airflow 3.1's api-server builds a type's form once, the
+    first time it imports the type's hook, and only the form's own import can build it (3.2+
+    reads the form from the provider info instead). On 3.1, testing a d6 connection before the
+    form was first opened leaves the form plain until the api-server restarts.
+
+    :param api: logged-in REST client
+    """
+    form = api.connection_form("d6")
+    if form is None:
+        raise E2EFailure("the api-server offers no d6 connection type to the connection form")
+    host = (form.get("standard_fields") or {}).get("host") or {}
+    extras = sorted(form.get("extra_fields") or {})
+    step(f"connection form: host labelled {host.get('title')!r}, extra fields {extras}")
+    expected = ["activation_route", "max_attempts", "requests_per_second", "timeout", "verify"]
+    if host.get("title") != "Base URL" or extras != expected:
+        raise E2EFailure(
+            f"the d6 connection form is not the provider's: host {host}, extras {extras}",
+            hint="api-server.log says why the hook's form could not be built",
+        )
 
 
 def create_connection(api: AirflowAPI, sandbox: Sandbox) -> None:
@@ -191,12 +216,19 @@ def require_worker_ran(api: AirflowAPI, dag_id: str, run_id: str) -> list[dict[s
     return tis
 
 
-def onboarding(api: AirflowAPI, sandbox: Sandbox, tracker: Tracker) -> dict[str, Any]:
+def onboarding(
+    api: AirflowAPI,
+    sandbox: Sandbox,
+    tracker: Tracker,
+    deferral_seen: Callable[[str, str], bool] | None = None,
+) -> dict[str, Any]:
     """Run ``d6_onboarding`` for a school that has not authorised us, authorising it mid-wait.
 
     :param api: logged-in REST client
     :param sandbox: the running sandbox
     :param tracker: records the run for failure reports
+    :param deferral_seen: ``(run_id, task_id)`` -> whether the scheduler has taken in the
+        deferral; the school is authorised only then (see ``Deployment.scheduler_saw_deferral``)
     """
     school_id, api_type_id, school_name = pick_unauthorised_pair(sandbox)
     step(
@@ -221,6 +253,14 @@ def onboarding(api: AirflowAPI, sandbox: Sandbox, tracker: Tracker) -> dict[str,
     if trigger.get("classpath") != TRIGGER_CLASS:
         raise E2EFailure(
             f"the deferred task waits on {trigger.get('classpath')!r}, not {TRIGGER_CLASS}"
+        )
+    if deferral_seen is not None:
+        task_id = sensor["task_id"]
+        wait_until(
+            "the scheduler to take in the deferral",
+            lambda: deferral_seen(run_id, task_id) or None,
+            timeout=120,
+            interval=1,
         )
     if sandbox.integration(school_id, api_type_id) is not None:
         raise E2EFailure("the school reads authorised before the test authorised it")
