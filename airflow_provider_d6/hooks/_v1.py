@@ -182,6 +182,31 @@ def _decimal_text(value: str) -> str:
         return value
 
 
+def v1_field_type(endpoint: Endpoint, key: str) -> str | None:
+    """Return what ``coerce_v1`` makes of a v1 field's text: its type as lineage reports it.
+
+    ``"integer"`` (ids and the row's integer fields), ``"decimal"`` (money and marks, kept as
+    exact decimal text), ``"string"`` (codes that may start with 0) or None (passed on as d6
+    sends it: names, dates, free text). A value that does not parse stays text (see
+    ``coerce_v1``).
+
+    :param endpoint: the v1 row
+    :param key: the field
+    """
+    if key in endpoint.text_fields:
+        return "string"
+    if key in endpoint.decimal_fields or key in ("gross_annual_income", "mark"):
+        return "decimal"
+    if (
+        key in endpoint.id_fields
+        or key in endpoint.int_fields
+        or key == "id"
+        or key.endswith("_id")
+    ):
+        return "integer"
+    return None
+
+
 def coerce_v1(record: dict[str, Any], endpoint: Endpoint) -> dict[str, Any]:
     """Return *record* with d6's v1 strings made useful, tolerantly.
 
@@ -196,16 +221,14 @@ def coerce_v1(record: dict[str, Any], endpoint: Endpoint) -> dict[str, Any]:
     - embedded records (``parents``, ``terms``) get the same treatment.
     """
     out: dict[str, Any] = {}
-    ints = endpoint.id_fields | endpoint.int_fields
     for key, value in record.items():
         if value.__class__ is str:
+            kind = v1_field_type(endpoint, key)
             if value == "":
                 value = None
-            elif key in endpoint.text_fields:
-                pass
-            elif key in endpoint.decimal_fields or key in ("gross_annual_income", "mark"):
+            elif kind == "decimal":
                 value = _decimal_text(value)
-            elif key in ints or key == "id" or key.endswith("_id"):
+            elif kind == "integer":
                 value = _to_int(value)
         elif key in endpoint.nested and isinstance(value, list):
             value = [coerce_v1(v, endpoint) if isinstance(v, dict) else v for v in value]

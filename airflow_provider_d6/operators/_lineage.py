@@ -67,22 +67,37 @@ def storage_dataset_id(uri: str) -> tuple[str, str]:
 
 
 def schema_fields(
-    resource: str, *, extra_column: bool = False, dropped: Sequence[str] = ()
+    resource: str,
+    *,
+    extra_column: bool = False,
+    dropped: Sequence[str] = (),
+    pseudonymised: Sequence[str] = (),
 ) -> list[tuple[str, str | None]]:
     """Return ``(field, type)`` for the documented fields of *resource*, in catalogue order.
 
-    The catalogue documents field names; the only type it knows is that id fields are integers
-    (the hooks coerce them), so every other type is left unset rather than guessed.
+    The catalogue documents field names and what the hooks coerce: ids are integers (v2 and
+    v1), and a v1 (Admin+/Curriculum+) row also knows its integer fields, its money and marks
+    (exact decimal text, ``"decimal"``) and its codes (``"string"``, as ``_v1.v1_field_type``).
+    Every other type is left unset rather than guessed.
 
     :param resource: the collection
     :param extra_column: add the CSV export's ``extra`` column (undocumented fields as JSON text)
     :param dropped: fields the export removed (``drop_fields``), absent from what it wrote
+    :param pseudonymised: fields the export replaced by pseudonyms, text in what it wrote
     """
+    from airflow_provider_d6.hooks._v1 import v1_field_type
+
     endpoint = ENDPOINTS[resource]
+
+    def kind(name: str) -> str | None:
+        if name in pseudonymised:
+            return "string"
+        if endpoint.version == "v1":
+            return v1_field_type(endpoint, name)
+        return "integer" if name in endpoint.id_fields else None
+
     fields: list[tuple[str, str | None]] = [
-        (name, "integer" if name in endpoint.id_fields else None)
-        for name in endpoint.fields
-        if name not in dropped
+        (name, kind(name)) for name in endpoint.fields if name not in dropped
     ]
     if extra_column:
         fields.append((_CSV_EXTRA_COLUMN, "string"))
@@ -160,6 +175,9 @@ def export_lineage(
                     resource,
                     extra_column=file_format == "csv",
                     dropped=[str(f) for f in (result or {}).get("dropped_fields") or ()],
+                    pseudonymised=[
+                        str(f) for f in (result or {}).get("pseudonymised_fields") or ()
+                    ],
                 )
             )
         },

@@ -27,6 +27,8 @@ from tests.support import connection_json
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SCHOOL = 1000
+# The seeded school with both Admin+ and Curriculum+ activated.
+BOTH_MODULES = 1002
 DAG_ID = "d6_test_lineage"
 DAG_FILE = textwrap.dedent(
     f'''
@@ -51,6 +53,17 @@ DAG_FILE = textwrap.dedent(
         D6ToStorageOperator(
             task_id="notes", resource="notes", school_id={SCHOOL}, format="csv",
             filters={{"include_deleted": True}}, path="file://" + OUT + "/notes.csv",
+        )
+        # Admin+ and Curriculum+ (v1): a school's learners, the district-wide genders lookup and
+        # a school's learner subjects as CSV.
+        D6ToStorageOperator(
+            task_id="adminplus_learners", resource="adminplus_learners",
+            school_id={BOTH_MODULES}, path=OUT + "/adminplus_learners.jsonl",
+        )
+        D6ToStorageOperator(task_id="genders", resource="genders", path=OUT + "/genders.jsonl")
+        D6ToStorageOperator(
+            task_id="learner_subjects", resource="learner_subjects", school_id={BOTH_MODULES},
+            format="csv", path=OUT + "/learner_subjects.csv",
         )
     '''
 )
@@ -114,6 +127,20 @@ def test_schema_is_the_catalogues_documented_fields_with_ids_as_integers():
     assert schema_fields("notes", extra_column=True)[-1] == ("extra", "string")
 
 
+def test_v1_schemas_type_ids_integer_fields_money_marks_and_codes():
+    marks = dict(schema_fields("learner_subject_marks"))
+    assert list(marks) == list(ENDPOINTS["learner_subject_marks"].fields)
+    assert marks["learner_id"] == marks["subject_id"] == marks["year"] == "integer"
+    assert marks["mark"] == "decimal"  # exact decimal text, as the hook writes it
+    assert marks["subject_name"] is None
+    learners = dict(schema_fields("adminplus_learners"))
+    assert learners["id_number"] == "string"  # a code: may start with 0, never an integer
+    assert learners["home_language_id"] == "integer"
+    # A pseudonymised field is text in the file, whatever it was in d6.
+    assert dict(schema_fields("adminplus_learners", pseudonymised=["id"]))["id"] == "string"
+    assert "id_number" not in dict(schema_fields("adminplus_learners", dropped=["id_number"]))
+
+
 def test_the_operator_imports_no_openlineage_and_reports_none_without_it(sandbox, tmp_path):
     code = textwrap.dedent(
         f"""
@@ -155,7 +182,7 @@ def test_the_operator_imports_no_openlineage_and_reports_none_without_it(sandbox
 
 @needs_openlineage
 def test_a_run_emits_the_collection_read_and_the_file_written(make_sandbox, tmp_path):
-    handle = make_sandbox(schools=2, learners_per_school=30)
+    handle = make_sandbox(schools=3, learners_per_school=30)
     dags = tmp_path / "dags"
     dags.mkdir()
     (dags / "lineage_dag.py").write_text(DAG_FILE)
@@ -200,7 +227,9 @@ def test_a_run_emits_the_collection_read_and_the_file_written(make_sandbox, tmp_
         for e in events
         if e["eventType"] == "COMPLETE" and e["job"]["name"].startswith(f"{DAG_ID}.")
     }
-    assert set(complete) == {"learners", "notes"}, [(e["eventType"], e["job"]) for e in events]
+    v1 = {"adminplus_learners": (BOTH_MODULES, "jsonl"), "genders": (None, "jsonl")}
+    v1["learner_subjects"] = (BOTH_MODULES, "csv")
+    assert set(complete) == {"learners", "notes", *v1}, [(e["eventType"], e["job"]) for e in events]
 
     namespace = d6_namespace(handle.base_url)
     expected = {
@@ -225,6 +254,32 @@ def test_a_run_emits_the_collection_read_and_the_file_written(make_sandbox, tmp_
         [target] = event["outputs"]
         assert (target["namespace"], target["name"]) == ("file", str(path))
         assert [f["name"] for f in target["facets"]["schema"]["fields"]] == written_fields
+        statistics = target["outputFacets"]["outputStatistics"]
+        assert statistics["rowCount"] == records
+        assert statistics["size"] == path.stat().st_size
+    for task, (school, file_format) in v1.items():
+        event = complete[task]
+        [source] = event["inputs"]
+        name = task if school is None else f"schools/{school}/{task}"
+        assert (source["namespace"], source["name"]) == (namespace, name)
+        documented = [
+            {"name": field, "type": kind} if kind else {"name": field}
+            for field, kind in schema_fields(task)
+        ]
+        read = [
+            {k: v for k, v in f.items() if k in ("name", "type")}
+            for f in source["facets"]["schema"]["fields"]
+        ]
+        assert read == documented
+        path = out / f"{task}.{file_format}"
+        lines = path.read_text().splitlines()
+        records = len(lines) - (1 if file_format == "csv" else 0)  # the CSV header
+        assert records > 0
+        assert source["inputFacets"]["inputStatistics"]["rowCount"] == records
+        [target] = event["outputs"]
+        assert (target["namespace"], target["name"]) == ("file", str(path))
+        written = [f["name"] for f in target["facets"]["schema"]["fields"]]
+        assert written == [f for f, _ in schema_fields(task, extra_column=file_format == "csv")]
         statistics = target["outputFacets"]["outputStatistics"]
         assert statistics["rowCount"] == records
         assert statistics["size"] == path.stat().st_size
