@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_d6.get_provider_info import get_provider_info
 from airflow_provider_d6.hooks.client_integration_state import is_activated
 from e2e.airflow_api import AirflowAPI, APIError
 from e2e.harness import E2EFailure, step, wait_until
@@ -74,7 +75,10 @@ def check_connection_form(api: AirflowAPI) -> None:
     host = (form.get("standard_fields") or {}).get("host") or {}
     extras = sorted(form.get("extra_fields") or {})
     step(f"connection form: host labelled {host.get('title')!r}, extra fields {extras}")
-    expected = ["activation_route", "max_attempts", "requests_per_second", "timeout", "verify"]
+    (declared,) = (
+        t for t in get_provider_info()["connection-types"] if t["connection-type"] == "d6"
+    )
+    expected = sorted(declared["conn-fields"])
     if host.get("title") != "Base URL" or extras != expected:
         raise E2EFailure(
             f"the d6 connection form is not the provider's: host {host}, extras {extras}",
