@@ -14,8 +14,7 @@ bounded by the connect timeout already.
 from __future__ import annotations
 
 import contextlib
-import heapq
-import itertools
+import math
 import os
 import socket
 import threading
@@ -31,35 +30,17 @@ from urllib3.poolmanager import pool_classes_by_scheme as _default_pool_classes
 class Ticket:
     """The deadline of one request in flight, and the socket to shut down when it passes."""
 
-    __slots__ = ("_lock", "_sock", "at", "done", "expired")
+    __slots__ = ("_watchdog", "at", "expired", "sock")
 
-    def __init__(self, at: float) -> None:
+    def __init__(self, watchdog: Watchdog, at: float) -> None:
+        self._watchdog = watchdog
         self.at = at
         self.expired = False
-        self.done = False
-        self._sock: socket.socket | None = None
-        self._lock = threading.Lock()
+        self.sock: socket.socket | None = None
 
     def attach(self, sock: socket.socket | None) -> None:
         """Remember *sock* as this request's socket (shut it down at once if time is up)."""
-        with self._lock:
-            self._sock = sock
-            if self.expired:
-                _shutdown(sock)
-
-    def expire(self) -> None:
-        """Mark the deadline passed and end any read on the socket."""
-        with self._lock:
-            if self.done:
-                return
-            self.expired = True
-            _shutdown(self._sock)
-
-    def finish(self) -> None:
-        """Mark the request over: its socket (maybe back in the pool) is not touched again."""
-        with self._lock:
-            self.done = True
-            self._sock = None
+        self._watchdog.attach(self, sock)
 
 
 def _shutdown(sock: socket.socket | None) -> None:
@@ -73,52 +54,67 @@ def _shutdown(sock: socket.socket | None) -> None:
 
 
 class Watchdog:
-    """One thread that expires tickets when their deadline passes (started on first use)."""
+    """One thread that expires the requests in flight whose deadline has passed.
+
+    Only requests in flight are held (a few dozen at most), so starting and finishing one is a
+    set insertion and removal under a lock; the thread sleeps until the earliest deadline.
+    """
 
     def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        # Also after a fork: the child (a task process) has no watchdog thread, and its copy of
+        # the lock may be held; it starts afresh on first use.
         self._cond = threading.Condition()
-        self._heap: list[tuple[float, int, Ticket]] = []
-        self._order = itertools.count()
+        self._active: set[Ticket] = set()
+        self._next = math.inf  # when the thread wakes next
         self._thread: threading.Thread | None = None
 
     def start(self, seconds: float) -> Ticket:
         """Return the ticket of a request that must be over within *seconds* from now."""
-        ticket = Ticket(time.monotonic() + seconds)
+        ticket = Ticket(self, time.monotonic() + seconds)
         with self._cond:
-            heapq.heappush(self._heap, (ticket.at, next(self._order), ticket))
+            self._active.add(ticket)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="d6-request-deadlines", daemon=True
                 )
                 self._thread.start()
-            if self._heap[0][2] is ticket:
+            if ticket.at < self._next:
+                self._next = ticket.at
                 self._cond.notify()
         return ticket
 
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while self._heap and self._heap[0][2].done:
-                    heapq.heappop(self._heap)
-                if not self._heap:
-                    self._cond.wait()
-                    continue
-                wait = self._heap[0][0] - time.monotonic()
-                if wait > 0:
-                    self._cond.wait(wait)
-                    continue
-                ticket = heapq.heappop(self._heap)[2]
-            ticket.expire()
+    def finish(self, ticket: Ticket) -> None:
+        """Forget *ticket*: its request is over and its socket (maybe pooled) is not touched."""
+        with self._cond:
+            self._active.discard(ticket)
+            ticket.sock = None
 
-    def _after_fork(self) -> None:
-        # A forked child (a task process) has no watchdog thread: start afresh on first use.
-        self._cond = threading.Condition()
-        self._heap = []
-        self._thread = None
+    def attach(self, ticket: Ticket, sock: socket.socket | None) -> None:
+        """Remember *sock* for *ticket*, shutting it down at once if the deadline has passed."""
+        with self._cond:
+            if ticket.expired:
+                _shutdown(sock)
+            elif ticket in self._active:
+                ticket.sock = sock
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                for ticket in [t for t in self._active if t.at <= now]:
+                    self._active.discard(ticket)
+                    ticket.expired = True
+                    _shutdown(ticket.sock)
+                    ticket.sock = None
+                self._next = min((t.at for t in self._active), default=math.inf)
+                self._cond.wait(None if self._next == math.inf else self._next - now)
 
 
 WATCHDOG = Watchdog()
-os.register_at_fork(after_in_child=WATCHDOG._after_fork)
+os.register_at_fork(after_in_child=WATCHDOG._reset)
 
 _current = threading.local()
 
@@ -135,7 +131,7 @@ class current_ticket:  # a context manager, named like a function
 
     def __exit__(self, *exc_info: object) -> None:
         _current.ticket = None
-        self._ticket.finish()
+        WATCHDOG.finish(self._ticket)
 
 
 class _Attaching:
