@@ -387,35 +387,46 @@ def test_200_debtor_notes_exactly_once_across_task_retries(
 def test_v1_exports_under_faults_match_a_clean_read(
     make_sandbox, monkeypatch, tmp_path, record_property
 ):
-    # School 1002 has Admin+ and Curriculum+ activated. Absentees over four months are read in
-    # several 31-day windows; marks fan out over every learner of the school.
+    # School 1002 has Admin+ and Curriculum+ activated: every v1 resource is exported, the
+    # global lookups without a school. Absentees and discipline over four months are read in
+    # several 31-day windows; subjects per term and marks fan out over every learner.
+    from airflow_provider_d6.hooks._endpoints import V1_ENDPOINTS
+
     handle = make_sandbox(schools=3, learners_per_school=150)
     control, school = handle.control, 1002
     conn_id = connect(monkeypatch, handle, "d6_soak_v1")
     clean = D6Hook(conn_id, retry_policy=FAST_RETRIES, max_retries=MAX_RETRIES)
     window = {"from_date": "2026-01-05", "to_date": "2026-04-30"}
-    exports = {
-        "absentees": (window, lambda row: (row["id"],)),
-        "learner_subject_marks": (
-            {"max_workers": 4},
-            lambda row: (row["learner_id"], row["subject_id"], row["term"]),
-        ),
+    filters = {
+        "absentees": window,
+        "discipline": window,
+        "learner_subjects_per_term": {"max_workers": 4},
+        "learner_subject_marks": {"max_workers": 4},
     }
+    schools = {name: school if e.school_scoped else None for name, e in V1_ENDPOINTS.items()}
+    assert len(schools) == 14
+
+    def row_key(row: dict[str, Any]) -> str:
+        return json.dumps(row, sort_keys=True, default=str)
+
     truth = {
-        resource: sorted(key(row) for row in clean.iter_resource(resource, school, **filters))
-        for resource, (filters, key) in exports.items()
+        resource: sorted(
+            row_key(row)
+            for row in clean.iter_resource(resource, schools[resource], **filters.get(resource, {}))
+        )
+        for resource in schools
     }
-    assert all(truth.values())
+    assert all(truth.values()), [resource for resource, rows in truth.items() if not rows]
     inject_faults(control)
     results = {}
-    for resource, (filters, _) in exports.items():
+    for resource, school_id in schools.items():
         operator = with_fast_retries(
             D6ToStorageOperator(
                 task_id=f"export_{resource}",
                 d6_conn_id=conn_id,
                 resource=resource,
-                school_id=school,
-                filters=filters,
+                school_id=school_id,
+                filters=filters.get(resource),
                 path=str(tmp_path / f"{resource}.jsonl"),
             )
         )
@@ -424,8 +435,8 @@ def test_v1_exports_under_faults_match_a_clean_read(
     control.clear_faults()
 
     assert_met_every_fault(stats)
-    for resource, (_, key) in exports.items():
+    for resource in schools:
         lines = (tmp_path / f"{resource}.jsonl").read_text(encoding="utf-8").splitlines()
-        keys = [key(json.loads(line)) for line in lines]
-        assert sorted(keys) == truth[resource], f"{resource}: rows lost or written twice"
+        rows = sorted(row_key(json.loads(line)) for line in lines)
+        assert rows == truth[resource], f"{resource}: rows lost, changed or written twice"
         assert results[resource]["records"] == len(truth[resource])
