@@ -50,6 +50,7 @@ class Run:
         self.deployment: Deployment | None = None
         self.database: str | None = None
         self.redis_db: int | None = None
+        self.pseudonym_key: str | None = None
         self.tracker = scenario.Tracker()
         self.timings: dict[str, float] = {}
 
@@ -80,6 +81,10 @@ class Run:
         api = self.deployment.api()
         self.timed("check the connection form", scenario.check_connection_form, api)
         self.timed("create and test d6_default", scenario.create_connection, api, self.sandbox)
+        # Before unpausing: d6_school_sync's scheduled run needs it.
+        self.pseudonym_key = self.timed(
+            "store the pseudonym key", scenario.create_pseudonym_key, api
+        )
         self.timed("parse and unpause the DAGs", scenario.wait_for_dags, api, scenario.DAG_IDS)
         deployment = self.deployment
         facts = self.timed(
@@ -93,6 +98,13 @@ class Run:
             ),
         )
         self.timed(
+            "the activation event starts the school sync",
+            scenario.school_sync_follows,
+            api,
+            facts,
+            self.tracker,
+        )
+        self.timed(
             "start the finance export and reconciliation",
             scenario.start_data_runs,
             api,
@@ -104,7 +116,12 @@ class Run:
             "finish every run",
             scenario.finish_runs,
             api,
-            (scenario.FINANCE_EXPORT, scenario.RECONCILIATION, scenario.ONBOARDING),
+            (
+                scenario.FINANCE_EXPORT,
+                scenario.RECONCILIATION,
+                scenario.ONBOARDING,
+                scenario.SCHOOL_SYNC,
+            ),
             timeout=480,
         )
         self.timed("scan everything written for credentials", self.scan_for_credentials)
@@ -207,6 +224,10 @@ class Run:
             and "broken" not in path.parts
         }
         leaks = diagnosis.find_leaks(self.sandbox.password, texts)
+        if self.pseudonym_key:
+            leaks += [
+                f"{k} (pseudonym key)" for k in diagnosis.find_leaks(self.pseudonym_key, texts)
+            ]
         # Task logs are where Airflow's masker really runs: the username must not be there either.
         task_logs_dir = str(self.deployment.task_log_dir.relative_to(self.run_dir))
         task_logs = {k: v for k, v in texts.items() if k.startswith(f"{task_logs_dir}/")}

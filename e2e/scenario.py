@@ -19,7 +19,9 @@ from e2e.worker_identity import DEFAULT_NAME as WORKER_HOSTNAME
 ONBOARDING = "d6_onboarding"
 FINANCE_EXPORT = "d6_finance_export"
 RECONCILIATION = "d6_nightly_reconciliation"
-DAG_IDS = (ONBOARDING, FINANCE_EXPORT, RECONCILIATION)
+SCHOOL_SYNC = "d6_school_sync"
+DAG_IDS = (ONBOARDING, FINANCE_EXPORT, RECONCILIATION, SCHOOL_SYNC)
+PSEUDONYM_KEY_CONN = "d6_pseudonym_key"
 API_TYPES = {8: "Admin+ API", 9: "Curriculum+ API"}
 TRIGGER_CLASS = "airflow_provider_d6.triggers.client_integrations.ClientIntegrationTrigger"
 
@@ -113,6 +115,19 @@ def create_connection(api: AirflowAPI, sandbox: Sandbox) -> None:
         raise E2EFailure("the failed connection test echoed the password it was given")
     if not any(word in message.lower() for word in ("401", "auth", "credential", "password")):
         raise E2EFailure(f"the failed connection test does not say why: {message!r}")
+
+
+def create_pseudonym_key(api: AirflowAPI) -> str:
+    """Store ``d6_pseudonym_key`` (a random key) for d6_school_sync; return the key to scan for.
+
+    :param api: logged-in REST client
+    """
+    key = secrets.token_hex(32)
+    api.put_connection(
+        {"connection_id": PSEUDONYM_KEY_CONN, "conn_type": "generic", "password": key}
+    )
+    step(f"stored {PSEUDONYM_KEY_CONN} (a fresh random pseudonym key)")
+    return key
 
 
 def test_saved_connection(api: AirflowAPI, connection_id: str) -> str:
@@ -294,7 +309,62 @@ def onboarding(
     if leaks:
         raise E2EFailure(f"the sandbox password appears in the task logs of {leaks}")
     step(f"summary from the task log: {summary[-1][:300]}")
-    return {"run_id": run_id, "school_id": school_id, "tasks": len(tis), "summary": summary[-1]}
+    return {
+        "run_id": run_id,
+        "school_id": school_id,
+        "api_type_id": api_type_id,
+        "tasks": len(tis),
+        "summary": summary[-1],
+    }
+
+
+def school_sync_follows(api: AirflowAPI, facts: dict[str, Any], tracker: Tracker) -> str:
+    """Require the onboarding's Asset event to start ``d6_school_sync`` for that school only.
+
+    :param api: logged-in REST client
+    :param facts: what :func:`onboarding` returned (the school and API type activated)
+    :param tracker: records the run for failure reports
+    """
+    school_id, api_type_id = facts["school_id"], facts["api_type_id"]
+
+    def triggered() -> dict[str, Any] | None:
+        runs = [r for r in api.list_runs(SCHOOL_SYNC) if r.get("run_type") == "asset_triggered"]
+        return runs[-1] if runs else None  # newest first: the first the event started
+
+    run = wait_until(
+        f"the activation event to start {SCHOOL_SYNC}", triggered, timeout=180, interval=2
+    )
+    run_id = tracker.add(SCHOOL_SYNC, run["dag_run_id"])
+    step(f"{SCHOOL_SYNC} run {run_id} started by the Asset event (run_type asset_triggered)")
+    wait_for_run(api, SCHOOL_SYNC, run_id, timeout=420)
+    tis = require_worker_ran(api, SCHOOL_SYNC, run_id)
+    plan = next(ti for ti in tis if ti["task_id"] == "plan_sync")
+    log = api.task_log(SCHOOL_SYNC, run_id, "plan_sync", plan["try_number"])
+    wanted = f"Triggered by the activation of: school {school_id} ({API_TYPES[api_type_id]})"
+    if wanted not in log or "Syncing 1 school(s)" not in log:
+        raise E2EFailure(
+            f"{SCHOOL_SYNC}'s plan did not sync school {school_id} alone from the event",
+            hint=log[-1500:],
+        )
+    exported = sorted(
+        {
+            ti["task_id"]
+            for ti in api.task_instances(SCHOOL_SYNC, run_id)
+            if ti["state"] == "success"
+        }
+        - {"plan_sync", "plan_lookups", "summary"}
+    )
+    skipped = sorted(
+        {
+            ti["task_id"]
+            for ti in api.task_instances(SCHOOL_SYNC, run_id)
+            if ti["state"] == "skipped"
+        }
+    )
+    if not exported:
+        raise E2EFailure(f"{SCHOOL_SYNC} exported nothing for school {school_id}")
+    step(f"synced school {school_id} only: exported {exported}; skipped {skipped}")
+    return run_id
 
 
 def start_data_runs(api: AirflowAPI, tracker: Tracker) -> dict[str, str]:
