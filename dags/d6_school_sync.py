@@ -148,7 +148,9 @@ def _sync_day(params: dict[str, Any], context: dict[str, Any]) -> str:
     dag_run = context.get("dag_run")
     start = context.get("data_interval_start")
     end = context.get("data_interval_end")
-    asset_triggered = str(getattr(dag_run, "run_type", "")).endswith("asset_triggered")
+    run_type = getattr(dag_run, "run_type", None)
+    # An enum (DagRunType) or its value, depending on where the context comes from.
+    asset_triggered = str(getattr(run_type, "value", run_type)) == "asset_triggered"
     if asset_triggered or start is None or end is None:
         return pendulum.now(TIMEZONE).subtract(days=1).to_date_string()
     first = pendulum.instance(start).in_timezone(TIMEZONE).date()

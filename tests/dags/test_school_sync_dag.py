@@ -318,3 +318,41 @@ def test_an_onboarded_school_is_synced_at_once_from_the_activation_event(
     assert not any(f"/{BOTH}" in r["path"] for r in schools.control.requests())
     marks = _read(tmp_path / str(ADMIN_ONLY) / "learner_subject_marks.jsonl")
     assert marks and {row["school_id"] for row in marks} == {ADMIN_ONLY}
+
+
+def _dag_module():
+    import importlib.util
+
+    from dag_helpers import DAGS_DIR
+
+    spec = importlib.util.spec_from_file_location(
+        "d6_school_sync_dag", DAGS_DIR / "d6_school_sync.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("run_type", ["enum", "value"])
+def test_an_asset_triggered_run_syncs_the_day_that_just_closed(run_type):
+    from types import SimpleNamespace
+
+    from airflow.sdk.api.datamodels._generated import DagRunType
+
+    module = _dag_module()
+    kind = DagRunType.ASSET_TRIGGERED
+    dag_run = SimpleNamespace(run_type=kind if run_type == "enum" else kind.value)
+    # Whatever interval Airflow gives an Asset-triggered run (the events' timestamps), the day
+    # synced is yesterday in Johannesburg, as the next nightly run would have it.
+    events = pendulum.datetime(2026, 3, 1, 9, tz="UTC"), pendulum.datetime(2026, 3, 9, 9, tz="UTC")
+    context = {"dag_run": dag_run, "data_interval_start": events[0], "data_interval_end": events[1]}
+    yesterday = pendulum.now(TZ).subtract(days=1).to_date_string()
+    assert module._sync_day({}, context) == yesterday
+    # A scheduled run syncs its interval's day; the form's sync_date wins over both.
+    nightly = {
+        "dag_run": SimpleNamespace(run_type=DagRunType.SCHEDULED),
+        "data_interval_start": pendulum.datetime(2026, 3, 1, 4, tz=TZ),
+        "data_interval_end": pendulum.datetime(2026, 3, 2, 4, tz=TZ),
+    }
+    assert module._sync_day({}, nightly) == "2026-03-01"
+    assert module._sync_day({"sync_date": "2024-02-29"}, nightly) == "2024-02-29"
