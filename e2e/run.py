@@ -237,7 +237,8 @@ class Run:
         if leaks:
             raise E2EFailure(f"the sandbox password or username was written to: {leaks}")
         step(
-            f"the sandbox password appears in none of {len(texts)} files written by the run, "
+            f"the sandbox password and the pseudonym key appear in none of {len(texts)} files "
+            "written by the run, "
             f"the username in none of its {len(task_logs)} task log files"
         )
 
