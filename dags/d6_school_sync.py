@@ -12,7 +12,8 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, AssetAlias, Param, literal, task
 
-# Both are airflow.sdk's from Airflow 3.2 on; the provider finds them on 3.1 too.
+# AssetOrTimeSchedule and CronDataIntervalTimetable are airflow.sdk's from Airflow 3.2 on; the
+# provider finds them on 3.1 too.
 from airflow_provider_d6._compat import (
     AirflowNotFoundException,
     AirflowSkipException,
@@ -52,7 +53,7 @@ SNAPSHOTS = {
     "learner_subjects_per_term": CURRICULUM_PLUS,
     "learner_subject_marks": CURRICULUM_PLUS,
 }
-#: Per day of the run's data interval, one file per school and day:
+#: The day of the run's data interval, one file per school and day:
 #: ``{root}/{school_id}/{resource}/{YYYY-MM-DD}.jsonl``.
 DAILY = {"absentees": ADMIN_PLUS, "discipline": ADMIN_PLUS}
 MODULE_OF = {**SNAPSHOTS, **DAILY}
@@ -78,8 +79,8 @@ For every school that has activated the **Admin+ API** (type 8) and/or the **Cur
 (type 9), as Get Client Integrations lists them:
 
 1. **plan_sync** — checks the params (before any d6 request), lists the client integrations and
-   plans one export per school, resource and day; a module the school has not activated is
-   planned as a skip with the reason.
+   plans one export per school and resource; a module the school has not activated is planned
+   as a skip with the reason.
 2. **export_lookups** — ethnic groups, genders, languages, marital statuses:
    `{storage_root}/lookups/{resource}.jsonl`.
 3. **export_school_info**, **export_grades**, **export_adminplus_learners**, **export_parents**,
@@ -87,7 +88,8 @@ For every school that has activated the **Admin+ API** (type 8) and/or the **Cur
    **export_learner_subjects_per_term**, **export_learner_subject_marks** (Curriculum+) — snapshots
    as of the run: `{storage_root}/{school_id}/{resource}.jsonl`, replaced atomically (left
    untouched when unchanged).
-4. **export_absentees**, **export_discipline** — each day of the run's data interval:
+4. **export_absentees**, **export_discipline** — the day of the run's data interval (one day
+   per run):
    `{storage_root}/{school_id}/{resource}/{YYYY-MM-DD}.jsonl`. A day's file holds that day only,
    so a backfill writes each day exactly once and a re-run replaces the day's file.
 5. **summary** — files written, modules skipped (with the reason), fails the run if an export
