@@ -2,7 +2,8 @@
 
 Argument: one JSON document with ``conn_id``, ``school_id``, ``path`` (the JSON Lines file to
 write) and ``go`` (a file: once its imports are done and its connection read, the child creates
-``path + ".ready"`` and waits for ``go`` to exist, so that every child starts at the same moment).
+``path + ".ready"`` and waits for ``go`` to exist, so that every child starts at the same moment)
+and optionally ``limit`` (stop after that many records).
 Prints one JSON line: when it started and ended, the records written and a digest of their ids.
 """
 
@@ -30,10 +31,13 @@ def main() -> None:
         time.sleep(0.005)
     started = time.time()
     ids = []
+    limit = spec.get("limit")
     with open(spec["path"], "w", encoding="utf-8") as out:
         for learner in hook.iter_learners(spec["school_id"]):
             out.write(json.dumps(learner) + "\n")
             ids.append(learner["learner_id"])
+            if limit is not None and len(ids) >= limit:
+                break
     ended = time.time()
     print(
         json.dumps(

@@ -13,6 +13,7 @@ from bench.common import (
     requests_log,
     require,
     sandbox,
+    scored,
     set_connection,
 )
 
@@ -65,12 +66,10 @@ def requests_per_school(cfg: Config) -> list[Result]:
     ratio = sent / minimum
     progress(f"requests_per_school: {sent} requests for a minimum of {minimum} ({ratio:.3f}x)")
     return [
-        Result(
-            name="requests_per_school",
-            value=ratio,
-            unit="ratio",
-            target=str(TARGET),
-            passed=TARGET.met(ratio),
+        scored(
+            "requests_per_school",
+            ratio,
+            TARGET,
             display=(
                 f"{ratio:.3f}× ({sent} requests for {sum(r['records'] for r in rows):,} records "
                 f"of {len(rows)} resources; minimum {minimum})"

@@ -26,6 +26,7 @@ from bench.common import (
     require,
     run_child,
     sandbox,
+    scored,
     set_connection,
 )
 
@@ -329,12 +330,10 @@ def pagination(cfg: Config) -> list[Result]:
         bare.close()
         throughput = median(r["ratio"] for r in rounds)
         results = [
-            Result(
-                name="pagination_throughput",
-                value=throughput,
-                unit="ratio",
-                target=str(THROUGHPUT_TARGET),
-                passed=THROUGHPUT_TARGET.met(throughput),
+            scored(
+                "pagination_throughput",
+                throughput,
+                THROUGHPUT_TARGET,
                 display=(
                     f"{throughput:.2f}× ({median(r['hook_records_per_s'] for r in rounds):,.0f} vs "
                     f"{median(r['bare_records_per_s'] for r in rounds):,.0f} records/s)"

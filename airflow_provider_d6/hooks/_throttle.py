@@ -65,13 +65,8 @@ class TokenBucket:
         """Ignore server feedback: a fixed rate is what the user asked for."""
 
 
-class AdaptiveThrottle:
-    """Unthrottled until d6 answers 429, then additive-increase / multiplicative-decrease.
-
-    On a 429 the rate drops to ``decrease`` times what was achieved over the last ``window``
-    seconds (or the current rate, if lower); every second without a 429 adds ``increase``
-    requests per second. A long job therefore settles just under d6's real limit without
-    configuration. Concurrent 429s from one burst count once (``cooldown``).
+class _Aimd:
+    """The additive-increase / multiplicative-decrease settings both adaptive throttles share.
 
     :param decrease: multiplicative factor applied on a 429
     :param increase: requests per second added per second without a 429
@@ -79,6 +74,40 @@ class AdaptiveThrottle:
     :param floor: lowest rate ever used, requests per second
     :param cooldown: seconds after a decrease during which further 429s do not decrease again
     :param clock: monotonic clock in seconds (injectable for tests)
+    """
+
+    def __init__(
+        self,
+        decrease: float,
+        increase: float,
+        window: float,
+        floor: float,
+        cooldown: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self._decrease = decrease
+        self._increase = increase
+        self._window = window
+        self._floor = floor
+        self._cooldown = cooldown
+        self._clock = clock
+
+    def _decreased(self, current: float, achieved: float) -> float:
+        """Return the rate after a 429: ``decrease`` times the lower of current and achieved."""
+        base = min(current, achieved) if achieved > 0 else current
+        return max(self._floor, (base or self._floor) * self._decrease)
+
+
+class AdaptiveThrottle(_Aimd):
+    """Unthrottled until d6 answers 429, then additive-increase / multiplicative-decrease.
+
+    On a 429 the rate drops to ``decrease`` times what was achieved over the last ``window``
+    seconds (or the current rate, if lower); every second without a 429 adds ``increase``
+    requests per second. A long job therefore settles just under d6's real limit without
+    configuration. Concurrent 429s from one burst count once (``cooldown``).
+
+    ``decrease``, ``increase``, ``window``, ``floor``, ``cooldown`` and ``clock`` are
+    :class:`_Aimd`'s settings.
     """
 
     def __init__(
@@ -91,13 +120,8 @@ class AdaptiveThrottle:
         cooldown: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__(decrease, increase, window, floor, cooldown, clock)
         self._lock = threading.Lock()
-        self._clock = clock
-        self._decrease = decrease
-        self._increase = increase
-        self._window = window
-        self._floor = floor
-        self._cooldown = cooldown
         self._sent: deque[float] = deque()
         self._rate: float | None = None  # None: unthrottled
         self._tat = 0.0
@@ -158,8 +182,7 @@ class AdaptiveThrottle:
             self._grow(now)
             achieved = self._achieved(now)
             current = self._rate if self._rate is not None else achieved
-            base = min(current, achieved) if achieved > 0 else current
-            self._rate = max(self._floor, (base or self._floor) * self._decrease)
+            self._rate = self._decreased(current, achieved)
             self._last_grow = self._last_decrease = now
 
 
@@ -184,7 +207,7 @@ def make_throttle(
 _STATE = struct.Struct("<dddddqq")
 
 
-class SharedAdaptiveThrottle:
+class SharedAdaptiveThrottle(_Aimd):
     """The adaptive throttle, with its state in a file that every process on this host shares.
 
     Tasks that use the same d6 credential share d6's rate limit, but each task's own throttle only
@@ -200,12 +223,9 @@ class SharedAdaptiveThrottle:
     :param path: the state file (created if missing; a garbled or foreign one starts over)
     :param rate: a fixed rate for all sharing processes together (``requests_per_second``):
         then 429s do not change it; None adapts
-    :param decrease: multiplicative factor applied on a 429
-    :param increase: requests per second added per second without a 429
-    :param window: seconds over which the achieved rate is measured
-    :param floor: lowest rate ever used, requests per second
-    :param cooldown: seconds after a decrease during which further 429s do not decrease again
-    :param clock: monotonic clock in seconds (injectable for tests)
+
+    ``decrease``, ``increase``, ``window``, ``floor``, ``cooldown`` and ``clock`` are
+    :class:`_Aimd`'s settings.
     """
 
     def __init__(
@@ -222,12 +242,7 @@ class SharedAdaptiveThrottle:
     ) -> None:
         self.path = os.fspath(path)
         self._fixed = rate
-        self._decrease = decrease
-        self._increase = increase
-        self._window = window
-        self._floor = floor
-        self._cooldown = cooldown
-        self._clock = clock
+        super().__init__(decrease, increase, window, floor, cooldown, clock)
         self._lock = threading.Lock()  # flock is per open file: threads of one process queue here
         folder = os.path.dirname(self.path)
         if folder:
@@ -278,9 +293,7 @@ class SharedAdaptiveThrottle:
                 return
             self._grow(state, now)
             achieved = self._achieved(state, now)
-            current = state[0] or achieved
-            base = min(current, achieved) if achieved > 0 else current
-            state[0] = max(self._floor, (base or self._floor) * self._decrease)
+            state[0] = self._decreased(state[0] or achieved, achieved)
             state[2] = state[3] = now
 
     # -- the state ---------------------------------------------------------------------------
