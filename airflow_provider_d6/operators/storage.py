@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
@@ -72,6 +73,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?", re.ASCII)
 _WRITE_BUFFER_BYTES = 64 * 1024
+# What separates the target's name from the uuid in the name of its temporary sibling.
+_TEMPORARY_INFIX = ".tmp-"
 _READ_CHUNK_BYTES = 1024 * 1024
 
 
@@ -289,8 +292,9 @@ def write_atomically(
         os.makedirs(os.path.dirname(target.path) or "/", exist_ok=True)
     # Same directory (or bucket prefix) so the final move is a rename, not a cross-store copy;
     # the uuid keeps concurrent or leftover attempts apart and out of "*.jsonl" globs.
-    temporary = target.with_name(f"{target.name}.tmp-{uuid.uuid4().hex}")
+    temporary = target.with_name(f"{target.name}{_TEMPORARY_INFIX}{uuid.uuid4().hex}")
     fs = target.fs
+    started = time.time()
     try:
         # fs.open rather than ObjectStoragePath.open: the latter reports lineage on every write()
         # call, and would report the temporary file.
@@ -321,6 +325,7 @@ def write_atomically(
     except BaseException:
         _remove_quietly(fs, temporary.path)
         raise
+    _remove_leftovers(fs, target, started)
     return {"records": count, "bytes": sink.bytes, "sha256": digest, "skipped": False}
 
 
@@ -428,6 +433,34 @@ def _sha256_of(fs: Any, path: str) -> str:
         while chunk := stream.read(_READ_CHUNK_BYTES):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _remove_leftovers(fs: Any, target: ObjectStoragePath, before: float) -> None:
+    """Delete the temporary files earlier attempts at *target* left behind when they were killed.
+
+    A worker killed mid-export (SIGKILL, a lost machine) never reaches the cleanup of
+    ``write_atomically``, so its ``<name>.tmp-<uuid>`` stays beside the file. Once this attempt
+    has moved a complete file into place, every such sibling not written to since this attempt
+    began (*before*, epoch seconds) is from an attempt that is gone: Airflow runs one try of a
+    task instance at a time. A store that cannot tell a file's modification time keeps them.
+    """
+    pattern = re.compile(re.escape(target.name) + re.escape(_TEMPORARY_INFIX) + "[0-9a-f]{32}")
+    parent = target.parent.path
+    try:
+        names = [str(p) for p in fs.ls(parent, detail=False)]
+    except Exception:
+        log.warning("Could not list %s for leftover temporary files", parent, exc_info=True)
+        return
+    for path in names:
+        if not pattern.fullmatch(path.rstrip("/").rsplit("/", 1)[-1]):
+            continue
+        try:
+            modified = fs.modified(path).timestamp()
+        except (NotImplementedError, OSError, ValueError):  # a store without times; gone
+            continue
+        if modified < before:
+            log.info("Removing %s, left by an earlier attempt that did not finish", path)
+            _remove_quietly(fs, path)
 
 
 def _remove_quietly(fs: Any, path: str) -> None:

@@ -7,6 +7,8 @@ import hashlib
 import io
 import json
 import os
+import subprocess
+import sys
 import tracemalloc
 from collections.abc import Iterator
 from datetime import date
@@ -245,6 +247,58 @@ def test_fault_mid_export_leaves_no_file_and_no_temporary(district, tmp_path, ki
     assert list(target.parent.iterdir()) == []
     faulted = [r for r in district.control.requests() if r["fault"]]
     assert faulted and all(r["path"].endswith("/learners") for r in faulted)
+
+
+# Writes the learners file through write_atomically, says so once the temporary file holds data,
+# then waits forever mid-export, as a task does while d6 is slow.
+KILLED_WRITER = """
+import sys, time
+from airflow.sdk import ObjectStoragePath
+from airflow_provider_d6.operators.storage import write_atomically
+
+def records():
+    for number in range(20000):
+        yield {"learner_id": number, "note": "x" * 20}
+    print("streaming", flush=True)
+    time.sleep(600)
+
+write_atomically(ObjectStoragePath("file://" + sys.argv[1]), records(), format="jsonl", fields=[])
+"""
+
+
+def test_a_retry_removes_the_temporary_file_a_killed_attempt_left(district, tmp_path):
+    target = tmp_path / "daily" / "learners.jsonl"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(target)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "streaming"
+    finally:
+        writer.kill()  # SIGKILL: no cleanup of the writer runs, as when a worker is lost
+        writer.wait()
+    left = [p.name for p in target.parent.iterdir()]
+    assert len(left) == 1 and left[0].startswith("learners.jsonl.tmp-") and not target.exists()
+    # Someone else's file and a name that only looks alike stay.
+    (target.parent / "notes.jsonl.tmp-0123456789abcdef0123456789abcdef").write_text("{}")
+    (target.parent / "learners.jsonl.tmp-mine").write_text("{}")
+
+    op = D6ToStorageOperator(
+        task_id="export",
+        resource="learners",
+        school_id=FINANCE_SCHOOL,
+        filters=WIDE,
+        path=str(target),
+    )
+    result = op.execute(context={})
+
+    assert sorted(p.name for p in target.parent.iterdir()) == [
+        "learners.jsonl",
+        "learners.jsonl.tmp-mine",
+        "notes.jsonl.tmp-0123456789abcdef0123456789abcdef",
+    ]
+    records = read_records(target, "jsonl")
+    assert result["records"] == len(records)
+    assert keys_of(records, "learners") == expected_keys(district.control, "learners")
 
 
 def test_fault_mid_export_keeps_the_previous_good_file(district, tmp_path):
