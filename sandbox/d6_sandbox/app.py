@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import ipaddress
+import json
 import logging
 import re
 import time
@@ -45,6 +46,8 @@ __all__ = ["NOT_AUTHORISED", "PROFILES", "ROUTES", "Handler", "Route", "Sandbox"
 SCHOOL_HEADER = "HTTP-X-SCHOOLID"
 _VERSION = re.compile(r"v\d+\Z")
 LOG_LIMIT = 200_000
+# Write bodies up to this size are kept in the request log (d6 writes are far smaller).
+LOGGED_BODY_BYTES = 16 * 1024
 
 # What differs between the service as documented and as integrators meet it live.
 #   live: the documented v2 activation route (PATCH/POST /v2/settings/clientintegrations)
@@ -278,6 +281,9 @@ class Sandbox:
             "school_id": _int_or_none(school_header),
             "ts": time.time(),
         }
+        if method in ("POST", "PATCH", "PUT", "DELETE"):
+            # What a write asked for, so a test can tell which pair or note a request changed.
+            entry["body"] = await _logged_body(request)
         self.log.append(entry)
         fault = self.faults.choose(method, path) if self.faults.rate or self.faults.script else None
         entry["fault"] = fault
@@ -298,6 +304,8 @@ class Sandbox:
             await asyncio.sleep(self.config["latency_ms"] / 1000)
         response = await self._answer(request, method, path, school_header)
         entry["status"] = response.status
+        if fault == "slow_after":
+            await asyncio.sleep(self.faults.slow_seconds)
         if fault == "drop":
             raise DroppedConnection
         if fault == "truncated" and response.status == 200:
@@ -448,6 +456,17 @@ def refuse_foreign_request(request: web.BaseRequest) -> tuple[int, str] | None:
 def _check_choice(name: str, value: Any, allowed: dict[str, Any]) -> None:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+
+
+async def _logged_body(request: web.BaseRequest) -> Any:
+    """Return a write's JSON body for the request log (None when empty, not JSON or large)."""
+    raw = await request.read()  # aiohttp keeps the body: the route handler reads it again
+    if not raw or len(raw) > LOGGED_BODY_BYTES:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
 
 
 def _int_or_none(text: str | None) -> int | None:

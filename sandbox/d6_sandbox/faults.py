@@ -12,8 +12,9 @@ from d6_sandbox.protocol import V2, D6Failure, rate_limited, route_not_found
 
 # Faults answered without processing the request.
 IMMEDIATE = ("500", "502", "503", "429", "html403", "empty200", "route_not_found", "drop_before")
-# Faults that process the request (a write takes effect) and then spoil or delay the reply.
-AFTER = ("drop", "truncated")
+# Faults that process the request (a write takes effect) and then spoil or delay the reply;
+# "slow_after" holds the finished answer for slow_seconds (the write is done, the client waits).
+AFTER = ("drop", "truncated", "slow_after")
 DELAYS = ("latency", "slow")
 KINDS = IMMEDIATE + AFTER + DELAYS
 

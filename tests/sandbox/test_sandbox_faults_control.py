@@ -133,6 +133,22 @@ def test_slow_fault_outlasts_a_client_timeout(d6):
         d6.get(CLIENT_INTEGRATIONS, timeout=0.3)
 
 
+def test_slow_after_fault_applies_the_write_while_the_client_still_waits(d6):
+    pair, path, body = _activation(d6)
+    d6.control.set_faults(
+        script=[{"kind": "slow_after", "method": "PATCH", "path": "/api/v1/settings"}],
+        slow_seconds=3,
+    )
+    with pytest.raises(requests.ReadTimeout):
+        d6.call("PATCH", path, json=body, timeout=0.5)
+    # The client gave up without an answer, yet the write is done.
+    assert _state(d6, pair) == "Yes"
+    entry = [e for e in d6.control.requests() if e["method"] == "PATCH"][-1]
+    assert entry["fault"] == "slow_after" and entry["status"] == 204
+    # The log says what the write asked for, so a test can tell which pair it changed.
+    assert entry["body"] == body
+
+
 def test_latency_fault_delays_but_answers(d6):
     d6.control.set_faults(script=[{"kind": "latency"}], latency_ms=50)
     assert d6.get(CLIENT_INTEGRATIONS).status_code == 200
