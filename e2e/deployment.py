@@ -6,6 +6,7 @@ import json
 import os
 import re
 import secrets
+import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from e2e.harness import (
     REDIS_HOST,
     REDIS_PORT,
     E2EFailure,
+    ManagedProcess,
     ProcessSet,
     free_port,
     step,
@@ -47,6 +49,8 @@ class Deployment:
     # provider in one place, as when a machine has a bad install).
     python_path: list[Path] = field(default_factory=list)
     worker_python_path: list[Path] = field(default_factory=list)
+    # Settings added to (or replacing) the common environment, e.g. the chaos run's short timeouts.
+    extra_env: dict[str, str] = field(default_factory=dict)
     processes: ProcessSet | None = None
 
     @property
@@ -128,6 +132,7 @@ class Deployment:
                 "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(keys["trigger_log_port"]),
             }
         )
+        env.update(self.extra_env)
         return env
 
     def worker_environment(self) -> dict[str, str]:
@@ -189,19 +194,23 @@ class Deployment:
 
     def start(self) -> None:
         """Start the five components, each its own process group."""
+        for name in COMPONENTS:
+            self.start_component(name)
+
+    def start_component(self, name: str) -> ManagedProcess:
+        """Start one component (again, after :meth:`stop_component`); its log is appended to.
+
+        :param name: one of ``COMPONENTS``
+        """
         assert self.processes is not None, "prepare() first"
         airflow = str(venv_bin() / "airflow")
-        env = self.environment()
         port = str(self.api_port)
-        self.processes.start(
-            "api-server", [airflow, "api-server", "--host", "127.0.0.1", "--port", port], env
-        )
-        self.processes.start("scheduler", [airflow, "scheduler"], env)
-        self.processes.start("dag-processor", [airflow, "dag-processor"], env)
-        self.processes.start("triggerer", [airflow, "triggerer"], env)
-        self.processes.start(
-            "celery-worker",
-            [
+        commands = {
+            "api-server": [airflow, "api-server", "--host", "127.0.0.1", "--port", port],
+            "scheduler": [airflow, "scheduler"],
+            "dag-processor": [airflow, "dag-processor"],
+            "triggerer": [airflow, "triggerer"],
+            "celery-worker": [
                 airflow,
                 "celery",
                 "worker",
@@ -210,8 +219,30 @@ class Deployment:
                 "--without-gossip",
                 "--without-mingle",
             ],
-            self.worker_environment(),
-        )
+        }
+        env = self.worker_environment() if name == "celery-worker" else self.environment()
+        return self.processes.start(name, commands[name], env)
+
+    def stop_component(self, name: str, sig: signal.Signals, grace: float = 60) -> float:
+        """Send ``sig`` to a component's process group, wait for it to end; return the seconds.
+
+        Only SIGKILL takes every child with it at once: after SIGTERM the group gets ``grace``
+        seconds to shut down cleanly, then whatever is left is killed.
+
+        :param name: one of ``COMPONENTS``
+        :param sig: e.g. ``signal.SIGKILL`` (a machine lost) or ``signal.SIGTERM`` (a clean stop)
+        :param grace: seconds a SIGTERM may take
+        """
+        assert self.processes is not None, "prepare() first"
+        return self.processes.stop(name, sig, grace)
+
+    def component(self, name: str) -> ManagedProcess:
+        """Return the running process of a component.
+
+        :param name: one of ``COMPONENTS``
+        """
+        assert self.processes is not None, "prepare() first"
+        return self.processes.get(name)
 
     def wait_healthy(self, timeout: float = 240) -> dict[str, str]:
         """Wait until the health endpoint reports every component healthy and the worker is ready.
@@ -235,15 +266,23 @@ class Deployment:
             interval=2,
             abort=self.processes.dead,
         )
-        worker = self.processes.processes[-1]
+        self.wait_worker_ready(timeout)
+        return states
+
+    def wait_worker_ready(self, timeout: float = 240) -> None:
+        """Wait until the running Celery worker process has printed ``ready``.
+
+        :param timeout: seconds
+        """
+        assert self.processes is not None
+        worker = self.component("celery-worker")
         wait_until(
             "the Celery worker to report ready",
-            lambda: re.search(r"celery@\S+ ready", worker.log_text()),
+            lambda: re.search(r"celery@\S+ ready", worker.log_text(since_start=True)),
             timeout=timeout,
             interval=1,
             abort=self.processes.dead,
         )
-        return states
 
     def scheduler_saw_deferral(self, dag_id: str, run_id: str, task_id: str) -> bool:
         """Return whether the scheduler has taken in the executor's report that a task deferred.

@@ -117,6 +117,8 @@ class ManagedProcess:
     name: str
     popen: subprocess.Popen[bytes]
     log_path: Path
+    # Where the log file ended when the process started: a restarted component appends to it.
+    log_offset: int = 0
 
     @property
     def pid(self) -> int:
@@ -127,10 +129,16 @@ class ManagedProcess:
         """Return the exit code, or None while it runs."""
         return self.popen.poll()
 
-    def log_text(self) -> str:
-        """Return everything the process wrote so far."""
+    def log_text(self, since_start: bool = False) -> str:
+        """Return everything written to the process's log file so far.
+
+        :param since_start: only what this process wrote, not an earlier one of the same name
+        """
         try:
-            return self.log_path.read_text("utf-8", "replace")
+            with open(self.log_path, "rb") as handle:
+                if since_start:
+                    handle.seek(self.log_offset)
+                return handle.read().decode("utf-8", "replace")
         except FileNotFoundError:
             return ""
 
@@ -150,6 +158,7 @@ class ProcessSet:
         :param env: the complete environment of the process
         """
         log_path = self.log_dir / f"{name}.log"
+        offset = log_path.stat().st_size if log_path.exists() else 0
         with open(log_path, "ab") as log_file:
             popen = subprocess.Popen(
                 argv,
@@ -164,10 +173,62 @@ class ProcessSet:
                 # forks (Celery pool, log server, parsing processes) stop together, by that pid.
                 start_new_session=True,
             )
-        process = ManagedProcess(name, popen, log_path)
+        process = ManagedProcess(name, popen, log_path, offset)
         self.processes.append(process)
         step(f"started {name} (pid {popen.pid}), log {log_path}")
         return process
+
+    def get(self, name: str) -> ManagedProcess:
+        """Return the process started under ``name`` (the latest, when it was restarted).
+
+        :param name: the label given to :meth:`start`
+        """
+        for process in reversed(self.processes):
+            if process.name == name:
+                return process
+        raise KeyError(f"no process named {name!r} was started")
+
+    def stop(self, name: str, sig: signal.Signals, grace: float = 60.0) -> float:
+        """Signal one process group, wait until it is gone, forget it; return the seconds taken.
+
+        After any signal but SIGKILL the group gets ``grace`` seconds, then is killed. Whatever
+        is left of the process tree is killed at the end, including children that moved to a
+        process group of their own (Airflow runs each task in one): a machine that stops takes
+        every process with it.
+
+        :param name: the label given to :meth:`start`
+        :param sig: the signal
+        :param grace: seconds to wait for the group to end on its own
+        """
+        process = self.get(name)
+        started = time.monotonic()
+        tree = descendants(process.pid)
+        if sig == signal.SIGKILL:
+            _kill_tree(process.pid, tree)
+        else:
+            _signal_group(process.pid, sig)
+        try:
+            process.popen.wait(timeout=grace if sig != signal.SIGKILL else 10)
+        except subprocess.TimeoutExpired:
+            step(f"{name} (pid {process.pid}) still runs {grace:.0f}s after {sig.name}: SIGKILL")
+        _kill_tree(process.pid, tree + descendants(process.pid))
+        with suppress(subprocess.TimeoutExpired):
+            process.popen.wait(timeout=10)
+        # Every process of the tree must be gone: a task process that outlived its worker would
+        # finish its work, and a scenario killing the worker would prove nothing.
+        wait_until(
+            f"every process of {name} to end",
+            lambda: not any(_alive(pid) for pid in [process.pid, *tree]),
+            timeout=20,
+            interval=0.2,
+        )
+        self.processes.remove(process)
+        took = time.monotonic() - started
+        step(
+            f"stopped {name} (pid {process.pid}, {len(tree)} child processes) with {sig.name} "
+            f"in {took:.1f}s"
+        )
+        return took
 
     def dead(self) -> str | None:
         """Return a description of the first process that exited, or None when all run."""
@@ -182,6 +243,7 @@ class ProcessSet:
 
         :param grace: seconds a component gets to shut down cleanly
         """
+        trees = {process.pid: descendants(process.pid) for process in self.processes}
         for process in reversed(self.processes):
             _signal_group(process.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
@@ -189,12 +251,55 @@ class ProcessSet:
             with suppress(subprocess.TimeoutExpired):
                 process.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
         for process in reversed(self.processes):
-            # The leader may be gone while children it forked still hold the group: kill the group.
-            _signal_group(process.pid, signal.SIGKILL)
+            # The leader may be gone while children it forked still hold the group, or a group of
+            # their own (a task process): kill them all.
+            _kill_tree(process.pid, trees[process.pid])
             try:
                 process.popen.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 step(f"warning: {process.name} (pid {process.pid}) did not stop")
+
+
+def descendants(pid: int) -> list[int]:
+    """Return the pids of every process descending from ``pid`` (read from /proc), parents first.
+
+    :param pid: the root of the tree
+    """
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name (in parentheses) may hold spaces: the fields after it are fixed.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Say whether a process exists and is not a zombie waiting to be reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2 :].split()[0] != "Z"
+
+
+def _kill_tree(pgid: int, pids: list[int]) -> None:
+    _signal_group(pgid, signal.SIGKILL)
+    for pid in pids:
+        _signal_group(pid, signal.SIGKILL)  # a child that leads a process group of its own
+        with suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
@@ -297,6 +402,39 @@ def count_celery_results(database: str) -> dict[str, int]:
         with connection.cursor() as cursor:
             cursor.execute("SELECT status, count(*) FROM celery_taskmeta GROUP BY status")
             return dict(cursor.fetchall())
+    finally:
+        connection.close()
+
+
+def deferred_triggers(database: str, dag_id: str, task_id: str) -> dict[str, dict[str, Any]]:
+    """Return, per run id, the trigger a deferred task instance waits on, as the database holds it.
+
+    The REST API does not show a trigger's kwargs; a restarted triggerer rebuilds the trigger
+    from exactly these rows. Each value holds ``trigger_id``, ``triggerer_id``,
+    ``trigger_timeout`` (epoch seconds or None) and ``kwargs`` (Fernet-encrypted JSON text).
+
+    :param database: the run's database
+    :param dag_id: the DAG
+    :param task_id: the deferred task
+    """
+    connection = _pg_connect(database)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT ti.run_id, t.id, t.triggerer_id, ti.trigger_timeout, t.kwargs "
+                "FROM task_instance ti JOIN trigger t ON t.id = ti.trigger_id "
+                "WHERE ti.dag_id = %s AND ti.task_id = %s AND ti.state = 'deferred'",
+                (dag_id, task_id),
+            )
+            return {
+                run_id: {
+                    "trigger_id": trigger_id,
+                    "triggerer_id": triggerer_id,
+                    "trigger_timeout": timeout.timestamp() if timeout else None,
+                    "kwargs": kwargs,
+                }
+                for run_id, trigger_id, triggerer_id, timeout, kwargs in cursor.fetchall()
+            }
     finally:
         connection.close()
 

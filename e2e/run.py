@@ -137,8 +137,13 @@ class Run:
         step(
             f"PostgreSQL database {self.database}, Redis db {self.redis_db}, run folder {self.run_dir}"
         )
-        dags = Path(self.args.dags_folder).resolve()
-        deployment = Deployment(self.run_dir, self.database, self.redis_db, dags)
+        deployment = Deployment(
+            self.run_dir,
+            self.database,
+            self.redis_db,
+            self.dags_folder(),
+            extra_env=self.extra_env(),
+        )
         if self.args.break_:
             breakage = BREAKAGES[self.args.break_]
             copy = make_broken_copy(self.args.break_, self.run_dir / "broken")
@@ -153,6 +158,14 @@ class Run:
         deployment.start()
         states = deployment.wait_healthy()
         step(f"healthy: {states}; api-server at {deployment.api_url}")
+
+    def dags_folder(self) -> Path:
+        """Return the DAG folder the deployment parses."""
+        return Path(self.args.dags_folder).resolve()
+
+    def extra_env(self) -> dict[str, str]:
+        """Return settings every component gets on top of the deployment's own (none here)."""
+        return {}
 
     def browser_checks(self, api: AirflowAPI) -> None:
         """Drive the UI: connection form, trigger form, a run started from it."""
@@ -347,12 +360,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(
+    argv: list[str] | None = None,
+    run_type: type[Run] = Run,
+    parse: Callable[[list[str] | None], argparse.Namespace] = parse_args,
+) -> int:
     """Run the deployment test; return the process exit code.
 
     :param argv: arguments (default: sys.argv)
+    :param run_type: what the run does (``Run``: the happy path; the chaos run subclasses it)
+    :param parse: the command-line parser of ``run_type``
     """
-    run = Run(parse_args(argv))
+    run = run_type(parse(argv))
     started = time.monotonic()
     failed = False
     findings: list[str] = []

@@ -55,6 +55,51 @@ class Sandbox:
             "POST", "authorise", json={"school_id": school_id, "api_type_id": api_type_id}
         )
 
+    def deauthorise(self, school_id: int, api_type_id: int) -> dict[str, Any]:
+        """Withdraw the school's authorisation (the pair is no longer listed).
+
+        :param school_id: the school
+        :param api_type_id: the API type
+        """
+        return self._call(
+            "POST", "deauthorise", json={"school_id": school_id, "api_type_id": api_type_id}
+        )
+
+    def school_data(self, collection: str, school_id: int) -> list[dict[str, Any]]:
+        """Return one school's ground truth for a collection (``learners``, ``notes``, ...).
+
+        :param collection: a per-school collection
+        :param school_id: the school
+        """
+        body = self._call("GET", f"data/{collection}", params={"school_id": school_id})
+        return body["data"] if isinstance(body, dict) and "data" in body else body
+
+    def requests_log(self) -> list[dict[str, Any]]:
+        """Return the d6 requests received since the log was last cleared, oldest first."""
+        return self._call("GET", "requests")
+
+    def clear_requests(self) -> None:
+        """Empty the request log."""
+        self._call("DELETE", "requests", json={})
+
+    def set_faults(self, plan: dict[str, Any]) -> None:
+        """Replace the fault plan (``{"rate", "kinds", "script", "retry_after", ...}``).
+
+        :param plan: as ``POST /_sandbox/faults`` takes it
+        """
+        self._call("POST", "faults", json=plan)
+
+    def clear_faults(self) -> None:
+        """Stop injecting faults."""
+        self._call("DELETE", "faults", json={})
+
+    def configure(self, **settings: Any) -> None:
+        """Change run-time settings, e.g. ``latency_ms``.
+
+        :param settings: as ``POST /_sandbox/config`` takes them
+        """
+        self._call("POST", "config", json=settings)
+
     def integration(self, school_id: int, api_type_id: int) -> dict[str, Any] | None:
         """Return the sandbox's record of one pair, or None when the school has not authorised it.
 
@@ -67,10 +112,14 @@ class Sandbox:
         return None
 
 
-def start_sandbox(processes: ProcessSet) -> Sandbox:
+def start_sandbox(
+    processes: ProcessSet, schools: int = SCHOOLS, learners_per_school: int = LEARNERS_PER_SCHOOL
+) -> Sandbox:
     """Start ``d6-sandbox --port 0 --rate-limit 0`` with a fresh password; wait for its URL.
 
     :param processes: where the process is registered, to be stopped with the rest
+    :param schools: schools in the district
+    :param learners_per_school: learners generated per school
     """
     password = secrets.token_urlsafe(18)
     env = dict(os.environ)
@@ -86,9 +135,9 @@ def start_sandbox(processes: ProcessSet) -> Sandbox:
         "--username",
         USERNAME,
         "--schools",
-        str(SCHOOLS),
+        str(schools),
         "--learners-per-school",
-        str(LEARNERS_PER_SCHOOL),
+        str(learners_per_school),
     ]
     process = processes.start("d6-sandbox", argv, env)
     url = wait_for_url_line(process, r"d6 sandbox listening on (https?://\S+)")
