@@ -6,7 +6,7 @@ import logging
 import os
 import re
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pendulum
@@ -22,6 +22,16 @@ from airflow_provider_d6.operators.storage import D6ToStorageOperator, check_sto
 from airflow_provider_d6.validation import MAX_ID
 
 log = logging.getLogger(__name__)
+
+# What a deployment needs to ride out a worker lost mid-task, a restarted scheduler or api-server
+# and d6 unavailable for minutes (`make chaos` shows each): Airflow retries the task, and every
+# task here is safe to run again. D6_RETRY_DELAY_SECONDS (seconds) shortens the delay for tests.
+DEFAULT_ARGS = {
+    "retries": 3,
+    "retry_delay": timedelta(seconds=int(os.environ.get("D6_RETRY_DELAY_SECONDS", "300"))),
+    # A large school takes minutes; a hung task is failed, and retried, after this.
+    "execution_timeout": timedelta(hours=1),
+}
 
 TIMEZONE = "Africa/Johannesburg"
 RESOURCES = ("learners", "age_analysis", "financial_transactions")
@@ -122,6 +132,7 @@ with DAG(
     schedule=CronDataIntervalTimetable("0 3 * * *", timezone=TIMEZONE),
     start_date=pendulum.datetime(2025, 1, 1, tz=TIMEZONE),
     catchup=False,
+    default_args=DEFAULT_ARGS,
     max_active_runs=1,
     tags=["d6", "finance", "export"],
     params={

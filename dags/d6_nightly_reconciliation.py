@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+from datetime import timedelta
 from typing import Any
 
 import pendulum
@@ -13,6 +15,16 @@ from airflow_provider_d6.operators.client_integrations import ClientIntegrations
 from airflow_provider_d6.operators.desired_states import MAX_FILE_BYTES, load_desired_states
 
 log = logging.getLogger(__name__)
+
+# What a deployment needs to ride out a worker lost mid-task, a restarted scheduler or api-server
+# and d6 unavailable for minutes (`make chaos` shows each): Airflow retries the task, and every
+# task here is safe to run again. D6_RETRY_DELAY_SECONDS (seconds) shortens the delay for tests.
+DEFAULT_ARGS = {
+    "retries": 3,
+    "retry_delay": timedelta(seconds=int(os.environ.get("D6_RETRY_DELAY_SECONDS", "300"))),
+    # Hundreds of pairs take minutes; a hung task is failed, and retried, after this.
+    "execution_timeout": timedelta(hours=1),
+}
 
 SAMPLE_FILE = "d6_desired_states.yaml"
 
@@ -72,6 +84,7 @@ with DAG(
     schedule="0 2 * * *",
     start_date=pendulum.datetime(2025, 1, 1, tz="Africa/Johannesburg"),
     catchup=False,
+    default_args=DEFAULT_ARGS,
     max_active_runs=1,
     tags=["d6", "client-integrations", "reconciliation"],
     params={

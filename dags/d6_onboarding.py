@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
+from datetime import timedelta
 from typing import Any
 
 import pendulum
@@ -18,6 +20,16 @@ from airflow_provider_d6.sensors.client_integrations import ClientIntegrationSen
 from airflow_provider_d6.validation import check_seconds
 
 log = logging.getLogger(__name__)
+
+# What a deployment needs to ride out a worker lost mid-task, a restarted scheduler or api-server
+# and d6 unavailable for minutes (`make chaos` shows each): Airflow retries the task, and every
+# task here is safe to run again. D6_RETRY_DELAY_SECONDS (seconds) shortens the delay for tests.
+DEFAULT_ARGS = {
+    "retries": 3,
+    "retry_delay": timedelta(seconds=int(os.environ.get("D6_RETRY_DELAY_SECONDS", "300"))),
+    # No execution_timeout: the sensor waits as long as its form says, and the deferral
+    # timeout already covers a triggerer that never answers.
+}
 
 # The API types d6 documents; the trigger form shows their names in a drop-down.
 API_TYPES = {8: "Admin+ API", 9: "Curriculum+ API"}
@@ -81,6 +93,7 @@ with DAG(
     schedule=None,
     start_date=pendulum.datetime(2025, 1, 1, tz="Africa/Johannesburg"),
     catchup=False,
+    default_args=DEFAULT_ARGS,
     tags=["d6", "onboarding", "client-integrations"],
     params={
         "school_id": Param(
