@@ -33,6 +33,34 @@ def test_dag_documents_itself(dagbag, dag_id):
         assert param.description, f"{dag_id} param {name} has no description"
 
 
+@pytest.mark.parametrize("dag_id", sorted(EXPECTED_DAGS))
+def test_every_task_is_retried_after_a_delay_and_bounded_in_time(dag_id, monkeypatch):
+    from airflow_provider_d6._compat import DagBag
+
+    # Parsed afresh: the shared dagbag runs each task once. A deployment may shorten the delay.
+    monkeypatch.setenv("D6_RETRY_DELAY_SECONDS", "45")
+    dag = DagBag(dag_folder=str(DAGS_DIR)).dags[dag_id]
+
+    for task in dag.tasks:
+        assert task.retries >= 3, f"{dag_id}.{task.task_id} is not retried"
+        assert task.retry_delay.total_seconds() == 45
+        if dag_id == "d6_onboarding":
+            # The sensor's own wait bounds it; an execution_timeout would cut that wait short.
+            assert task.execution_timeout is None
+        else:
+            assert task.execution_timeout is not None
+            assert task.execution_timeout.total_seconds() <= 2 * 3600
+
+
+def test_the_retry_delay_is_five_minutes_unless_the_environment_says_otherwise(monkeypatch):
+    from airflow_provider_d6._compat import DagBag
+
+    monkeypatch.delenv("D6_RETRY_DELAY_SECONDS", raising=False)
+    dag = DagBag(dag_folder=str(DAGS_DIR)).dags["d6_finance_export"]
+
+    assert {task.retry_delay.total_seconds() for task in dag.tasks} == {300}
+
+
 def test_onboarding_trigger_form(dagbag):
     params = dagbag.dags["d6_onboarding"].params
     school = params.get_param("school_id")
