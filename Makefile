@@ -16,7 +16,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MATRIX_LOGS := build/test-matrix
 
-.PHONY: venv test test-matrix demo sandbox bench e2e lint clean
+.PHONY: venv test test-matrix demo sandbox bench e2e chaos lint clean
 
 venv: $(STAMP)
 
@@ -72,6 +72,10 @@ bench: $(STAMP)
 ## make e2e: production-shape deployment test (PostgreSQL, Celery/Redis, headless Chromium)
 e2e: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python e2e/run.py $(E2E_ARGS)
+
+## make chaos: the deployment of make e2e with workers, the triggerer, the scheduler and d6 failing
+chaos: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python e2e/chaos.py $(CHAOS_ARGS)
 
 ## make lint: ruff's rules, ruff format and mypy --strict on airflow_provider_d6, as CI runs them
 LINT_PATHS := airflow_provider_d6 sandbox dags tests bench e2e scripts
