@@ -343,6 +343,17 @@ def _lookup_kwargs(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# What a deployment needs to ride out a worker lost mid-task, a restarted scheduler or api-server
+# and d6 unavailable for minutes (`make chaos` shows each): Airflow retries the task, and every
+# task here is safe to run again. D6_RETRY_DELAY_SECONDS (seconds) shortens the delay for tests.
+DEFAULT_ARGS = {
+    "retries": 3,
+    "retry_delay": dt.timedelta(seconds=int(os.environ.get("D6_RETRY_DELAY_SECONDS", "300"))),
+    # A large school takes minutes; a hung task is failed, and retried, after this.
+    "execution_timeout": dt.timedelta(hours=1),
+}
+
+
 with DAG(
     dag_id="d6_school_sync",
     description="Nightly and on activation: sync each school's Admin+ and Curriculum+ records",
@@ -355,6 +366,7 @@ with DAG(
     ),
     start_date=pendulum.datetime(2025, 1, 1, tz=TIMEZONE),
     catchup=False,
+    default_args=DEFAULT_ARGS,
     max_active_runs=1,
     tags=["d6", "adminplus", "curriculumplus", "sync"],
     params={
