@@ -165,6 +165,8 @@ class ChaosRun(Run):
         super().__init__(args)
         self.outcomes: list[Outcome] = []
         self.started_at = time.monotonic()
+        # What the running scenario killed last, for its line in the table should it fail.
+        self.last_kill = ""
 
     # --- the deployment ---------------------------------------------------------------------
 
@@ -188,7 +190,7 @@ class ChaosRun(Run):
         return self.run_dir / "exports"
 
     def extra_env(self) -> dict[str, str]:
-        """Return the short timeouts of the test (see the constants) and its folders."""
+        """Return the short timeouts and retry delay of the test (see the constants)."""
         return {
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT_S),
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
@@ -242,7 +244,6 @@ class ChaosRun(Run):
                 outcome = scenarios[name](api)
             except Exception as exc:  # noqa: BLE001 - recorded, then the next scenario runs
                 outcome = Outcome(name, self.last_kill, f"FAILED: {exc}"[:300])
-                self.tracker_failure = exc
                 step(f"{label} FAILED: {exc}")
                 self.recover_after_failure()
             self.timings[label] = time.monotonic() - started
@@ -251,9 +252,6 @@ class ChaosRun(Run):
         failed = [o.scenario for o in self.outcomes if not o.passed]
         if failed:
             raise E2EFailure(f"chaos scenarios that did not hold: {', '.join(failed)}")
-
-    last_kill = ""
-    tracker_failure: Exception | None = None
 
     def recover_after_failure(self) -> None:
         """Leave the deployment as the next scenario expects it: no faults, every component up."""
