@@ -544,6 +544,7 @@ class ChaosRun(Run):
             for school in range(SEEDED_SCHOOLS.stop, SEEDED_SCHOOLS.stop + 4)
             for api_type in scenario.API_TYPES
         ]
+        self.sandbox.clear_requests()
         runs: dict[tuple[int, int], str] = {}
         for school, api_type in pairs:
             conf = {
@@ -596,16 +597,23 @@ class ChaosRun(Run):
         activated = sum(
             1 for pair in runs if scenario.is_activated(self.sandbox.integration(*pair))
         )
+        # Each pair is activated once, by its own run, however often the sensor was resumed.
+        written, again = duplicate_writes(self.sandbox.requests_log())
         for pair in runs:
             self.sandbox.deauthorise(*pair)
+        problems = []
+        if activated != len(runs):
+            problems.append(f"{len(runs) - activated} pairs not activated")
+        if again or any(written.get(pair, 0) != 1 for pair in runs):
+            problems.append(f"activations per pair {written}, {again} after the first")
         return Outcome(
             "triggerer",
             "triggerer SIGTERM, then SIGKILL, with 8 sensors deferred; 2 schools authorised "
             "while each was down",
-            "passed",
+            f"FAILED: {'; '.join(problems)}" if problems else "passed",
             f"{len(runs)} runs, deadlines kept",
             f"{activated} activated, 0 moved",
-            "0",
+            str(again),
             recover,
         )
 
