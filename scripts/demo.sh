@@ -49,6 +49,8 @@ export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags"
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$DEMO_HOME/airflow.db"
 export AIRFLOW__LOGGING__BASE_LOG_FOLDER="$DEMO_HOME/logs/airflow"
 export AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT=120
+# The example DAGs retry a failed task after 5 minutes; a demo run shows a failure within seconds.
+export D6_RETRY_DELAY_SECONDS="${D6_RETRY_DELAY_SECONDS:-5}"
 # The sandbox is on loopback: never send its traffic through a proxy.
 export NO_PROXY="127.0.0.1,localhost" no_proxy="127.0.0.1,localhost"
 info "AIRFLOW_HOME=${AIRFLOW_HOME#"$ROOT"/} (SQLite), DAGs from dags/"

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DAGS_DIR = PROJECT_ROOT / "dags"
 
 SANDBOX_USERNAME = "sandbox-user"
 # A sentinel of 16+ characters so that any leak is unambiguous when logs are scanned.
@@ -27,3 +28,20 @@ def connection_json(handle: Any, **extra: Any) -> str:
             "extra": extra,
         }
     )
+
+
+def parse_dags(folder: Path = DAGS_DIR) -> Any:
+    """Parse a DAGs folder the way the DAG processor does, with one try per task.
+
+    Tests check what a single try of each task does: the example DAGs retry after a
+    ``retry_delay`` of minutes, which ``dag.test()`` would wait out before trying again. Retries
+    themselves are what ``make chaos`` tests, and ``tests/dags/test_dag_files.py`` checks that the
+    DAGs declare them.
+    """
+    from airflow_provider_d6._compat import DagBag
+
+    bag = DagBag(dag_folder=str(folder))
+    for dag in bag.dags.values():
+        for task in dag.tasks:
+            task.retries = 0
+    return bag

@@ -5,24 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from dag_helpers import DAGS_DIR
+
+from tests.support import parse_dags
 
 
 @pytest.fixture(scope="session")
 def dagbag():
-    """Parse the DAGs folder once, the way the DAG processor does, with one try per task.
-
-    The tests check what a single try of each task does; ``dag.test()`` would otherwise wait out
-    the DAGs' retry_delay and try again. Retries themselves are what ``make chaos`` tests, and
-    ``test_dag_files`` checks that the DAGs declare them.
-    """
-    from airflow_provider_d6._compat import DagBag
-
-    bag = DagBag(dag_folder=str(DAGS_DIR))
-    for dag in bag.dags.values():
-        for task in dag.tasks:
-            task.retries = 0
-    return bag
+    """Parse the DAGs folder once, with one try per task (see ``support.parse_dags``)."""
+    return parse_dags()
 
 
 @pytest.fixture

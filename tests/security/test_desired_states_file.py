@@ -20,8 +20,8 @@ from airflow_provider_d6.operators.desired_states import (
     MAX_FILE_BYTES,
     load_desired_states,
 )
+from tests.support import parse_dags
 
-DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 SECRET = "Secret-content-4b1d9e"
 GOOD = [{"school_id": 1000, "api_type_id": 8, "state": True}]
 
@@ -155,8 +155,6 @@ def test_control_characters_in_the_name_are_refused(folder):
 def test_the_dag_reads_only_inside_its_folder(
     airflow_db, make_sandbox, monkeypatch, tmp_path, capfd
 ):
-    from airflow_provider_d6._compat import DagBag
-
     handle = make_sandbox(schools=2)
     monkeypatch.setenv(
         "AIRFLOW_CONN_D6_DEFAULT",
@@ -173,7 +171,7 @@ def test_the_dag_reads_only_inside_its_folder(
     allowed.mkdir()
     (tmp_path / "outside.json").write_text(json.dumps(GOOD))
     monkeypatch.setenv("AIRFLOW__D6__DESIRED_STATES_DIR", str(allowed))
-    dag = DagBag(dag_folder=str(DAGS_DIR)).get_dag("d6_nightly_reconciliation")
+    dag = parse_dags().get_dag("d6_nightly_reconciliation")
 
     dag_run = dag.test(run_conf={"desired_states_path": "../outside.json"})
 

@@ -20,9 +20,9 @@ import pytest
 
 from airflow_provider_d6.exceptions import D6AuthenticationError
 from airflow_provider_d6.hooks.d6 import D6AsyncHook, D6Hook
+from tests.support import parse_dags
 
 AIRFLOW_HOME = Path(os.environ["AIRFLOW_HOME"])
-DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 EXAMPLE_DAGS = ("d6_onboarding", "d6_nightly_reconciliation", "d6_finance_export", "d6_school_sync")
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -116,9 +116,7 @@ def run_conf(dag_id: str, handle: Any, tmp_path: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def example_dags():
-    from airflow_provider_d6._compat import DagBag
-
-    bag = DagBag(dag_folder=str(DAGS_DIR))
+    bag = parse_dags()
     assert not bag.import_errors, bag.import_errors
     return bag.dags
 

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from hostile_d6 import run_hostile_d6
 
-DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
+from tests.support import parse_dags
+
 PASSWORD = "Inj-pw-5d1f0c9e77"
 USERNAME = "inj-user-7c2e"
 
@@ -25,9 +26,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 @pytest.fixture(scope="module")
 def dags():
-    from airflow_provider_d6._compat import DagBag
-
-    bag = DagBag(dag_folder=str(DAGS_DIR))
+    bag = parse_dags()
     assert not bag.import_errors, bag.import_errors
     return bag.dags
 
